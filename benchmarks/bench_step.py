@@ -1,0 +1,313 @@
+"""Optimizer-step time: torchzero vs torch, interleaved in one process.
+
+For every (workload, case) pair two independent, identical parameter sets are
+built (``workloads.make_pair``). Both sides are warmed up, then for R repeats
+one torchzero step and one torch step are timed alternately with
+``time.perf_counter``. Gradients are not regenerated between steps (the same
+``.grad`` tensors are reused), which is fine for timing. The table reports the
+median and min step time of each side and the torchzero / torch ratio.
+
+    python benchmarks/bench_step.py --workload all
+    python benchmarks/bench_step.py --workload small --repeats 100 --cases adam
+    python benchmarks/bench_step.py --workload all --json bench.json
+
+Adding a case: append a ``Case`` to ``CASES``. ``tz`` and ``torch`` are
+factories ``params -> step`` where ``step`` is a zero-argument callable that
+performs one full optimizer step (including any gradient clipping) on
+``params``. Factories are only called at benchmark time, so they may refer to
+``tz`` (torchzero) freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_HERE)
+# benchmark the working tree's torchzero, and make `workloads` importable
+for _p in (_HERE, _ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import workloads  # noqa: E402
+
+try:
+    import torchzero as tz
+except ModuleNotFoundError as e:  # only swallow "torchzero itself is missing"
+    if e.name != "torchzero":
+        raise
+    tz = None
+
+StepFn = Callable[[], object]
+Factory = Callable[[list[torch.Tensor]], StepFn]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    tz: Factory  # params -> step() for torchzero
+    torch: Factory  # params -> step() for the torch reference
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- #
+# torch reference sides
+# --------------------------------------------------------------------------- #
+def torch_adam(params: list[torch.Tensor], lr: float = 1e-3) -> StepFn:
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    return opt.step
+
+
+def torch_clipnorm_adam(params: list[torch.Tensor], max_norm: float = 1.0, lr: float = 1e-3) -> StepFn:
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
+
+    def step():
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        opt.step()
+
+    return step
+
+
+# --------------------------------------------------------------------------- #
+# cases
+# --------------------------------------------------------------------------- #
+CASES: list[Case] = [
+    Case(
+        name="clipnorm+adam",
+        tz=lambda p: tz.Modular(p, tz.m.ClipNorm(1.0, dim="global"), tz.m.Adam(), tz.m.LR(1e-3)).step,
+        torch=torch_clipnorm_adam,
+        description="global grad-norm clip to 1.0 + Adam(lr=1e-3) vs clip_grad_norm_(foreach) + Adam(fused)",
+    ),
+    Case(
+        name="adam",
+        tz=lambda p: tz.Modular(p, tz.m.Adam(), tz.m.LR(1e-3)).step,
+        torch=torch_adam,
+        description="Adam(lr=1e-3) vs torch.optim.Adam(fused=True)",
+    ),
+]
+
+DEFAULT_REPEATS = {"transformer": 15, "small": 50}
+
+
+# --------------------------------------------------------------------------- #
+# measurement
+# --------------------------------------------------------------------------- #
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step: StepFn, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    step()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def _max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch.device, seed: int) -> dict:
+    p_tz, p_torch = workloads.make_pair(workload, seed=seed, device=device)
+    n_tensors, n_params = len(p_tz), sum(p.numel() for p in p_tz)
+    step_tz, step_torch = case.tz(p_tz), case.torch(p_torch)
+
+    for _ in range(warmup):
+        step_tz()
+        step_torch()
+    _sync(device)
+
+    t_tz: list[float] = []
+    t_torch: list[float] = []
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t_tz.append(_timed(step_tz, device))
+            t_torch.append(_timed(step_torch, device))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    # sanity check: both sides made warmup + repeats steps from identical
+    # parameters with identical gradients, so they should agree closely.
+    max_diff = _max_abs_diff(p_tz, p_torch)
+
+    ms_tz = [t * 1e3 for t in t_tz]
+    ms_torch = [t * 1e3 for t in t_torch]
+    med_tz, med_torch = statistics.median(ms_tz), statistics.median(ms_torch)
+    min_tz, min_torch = min(ms_tz), min(ms_torch)
+    return dict(
+        workload=workload,
+        case=case.name,
+        description=case.description,
+        n_tensors=n_tensors,
+        n_params=n_params,
+        repeats=repeats,
+        warmup=warmup,
+        tz_median_ms=med_tz,
+        torch_median_ms=med_torch,
+        ratio_median=med_tz / med_torch,
+        tz_min_ms=min_tz,
+        torch_min_ms=min_torch,
+        ratio_min=min_tz / min_torch,
+        max_abs_param_diff=max_diff,
+        tz_times_ms=ms_tz,
+        torch_times_ms=ms_torch,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# reporting
+# --------------------------------------------------------------------------- #
+_COLS = (
+    ("workload", "{:<11}", "workload"),
+    ("case", "{:<16}", "case"),
+    ("R", "{:>4}", "repeats"),
+    ("tz med ms", "{:>10.3f}", "tz_median_ms"),
+    ("torch med ms", "{:>12.3f}", "torch_median_ms"),
+    ("ratio", "{:>6.2f}", "ratio_median"),
+    ("tz min ms", "{:>10.3f}", "tz_min_ms"),
+    ("torch min ms", "{:>12.3f}", "torch_min_ms"),
+    ("ratio(min)", "{:>10.2f}", "ratio_min"),
+    ("max|dp|", "{:>9.1e}", "max_abs_param_diff"),
+)
+
+
+def _header() -> str:
+    parts = []
+    for title, fmt, _ in _COLS:
+        width = int("".join(c for c in fmt.split(":")[1].split(".")[0] if c.isdigit()))
+        align = "<" if "<" in fmt else ">"
+        parts.append(f"{title:{align}{width}}")
+    return "  ".join(parts)
+
+
+def _row(r: dict) -> str:
+    return "  ".join(fmt.format(r[key]) for _, fmt, key in _COLS)
+
+
+def environment(device: torch.device) -> dict:
+    env = dict(
+        command=shlex.join([os.path.basename(sys.executable) or "python", *sys.argv]),
+        python=platform.python_version(),
+        torch_version=torch.__version__,
+        torchzero_version=getattr(tz, "__version__", None),
+        torchzero_path=getattr(tz, "__file__", None),
+        num_threads=torch.get_num_threads(),
+        num_interop_threads=torch.get_num_interop_threads(),
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        device=str(device),
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    if device.type == "cuda":
+        env["cuda_device"] = torch.cuda.get_device_name(device)
+    return env
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workload", choices=["transformer", "small", "all"], default="all")
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"cases to run (default: all). Available: {', '.join(c.name for c in CASES)}",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed steps per side (default: %s)" % ", ".join(f"{k}={v}" for k, v in DEFAULT_REPEATS.items()),
+    )
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per side before timing (default: 3)")
+    ap.add_argument("--seed", type=int, default=workloads.DEFAULT_SEED)
+    ap.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    ap.add_argument("--json", metavar="PATH", default=None, help="also write results as JSON to PATH")
+    return ap.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if tz is None or not hasattr(tz, "Modular"):
+        why = "module not found" if tz is None else f"{tz!r} has no `Modular` (package incomplete?)"
+        print(f"error: `import torchzero` is not usable: {why}", file=sys.stderr)
+        return 2
+
+    by_name = {c.name: c for c in CASES}
+    if args.cases is None:
+        cases = list(CASES)
+    else:
+        unknown = [n for n in args.cases if n not in by_name]
+        if unknown:
+            print(f"error: unknown case(s) {unknown}; available: {list(by_name)}", file=sys.stderr)
+            return 2
+        cases = [by_name[n] for n in args.cases]
+    wls = ["transformer", "small"] if args.workload == "all" else [args.workload]
+    device = torch.device(args.device)
+
+    env = environment(device)
+    print(f"command:     {env['command']}")
+    print(f"torch:       {env['torch_version']}   torchzero: {env['torchzero_version']} ({env['torchzero_path']})")
+    print(f"threads:     torch.get_num_threads()={env['num_threads']}  (os.cpu_count()={env['cpu_count']})")
+    print(f"platform:    {env['platform']}  python {env['python']}  device={env['device']}")
+    for w in wls:
+        ps = workloads.WORKLOADS[w](seed=args.seed, device="cpu")
+        print(f"workload:    {w:<11} {workloads.describe(ps)}")
+        del ps
+    print(
+        f"method:      warmup={args.warmup}, then R repeats alternating one torchzero step / one torch step; "
+        "ratio = torchzero / torch (<1 means torchzero is faster)"
+    )
+    print()
+    print(_header())
+    sys.stdout.flush()
+
+    results, failures = [], []
+    for w in wls:
+        repeats = args.repeats if args.repeats is not None else DEFAULT_REPEATS[w]
+        for case in cases:
+            try:
+                r = run_case(case, w, repeats, args.warmup, device, args.seed)
+            except Exception as e:  # keep going so one broken case does not hide the others
+                failures.append(dict(workload=w, case=case.name, error=f"{type(e).__name__}: {e}"))
+                print(f"{w:<11}  {case.name:<16}  FAILED: {type(e).__name__}: {e}")
+                traceback.print_exc(file=sys.stderr)
+            else:
+                results.append(r)
+                print(_row(r))
+            sys.stdout.flush()
+            gc.collect()
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(environment=env, results=results, failures=failures), f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

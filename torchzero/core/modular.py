@@ -1,0 +1,221 @@
+"""``Modular``: a ``torch.optim.Optimizer`` that runs a chain of modules.
+
+It owns the param groups, builds the :class:`~torchzero.core.var.Var` of each step, runs the
+chain and moves the parameters by ``-update``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .chain import Chain, Chainable, flatten_modules
+from .module import Module
+from .var import Var
+
+__all__ = ["Modular"]
+
+
+class _StateView(MutableMapping):
+    """``Modular.state``: a live, read-mostly view of every module's per-parameter state.
+
+    ``opt.state[p]`` is a dict keyed ``"<module path>.<key>"`` (``"1.exp_avg"``), built on access;
+    this is the layout ``state_dict()`` saves, as ``torch.optim`` optimizers do.
+    """
+
+    def __init__(self, opt: Modular):
+        self._opt = opt
+
+    def _modules(self) -> Iterator[tuple[str, Module]]:
+        return ((path, m) for path, m in self._opt.chain.named_modules() if path)
+
+    def __getitem__(self, p: Tensor) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for path, m in self._modules():
+            s = m.state.get(p)
+            if s:
+                out.update({f"{path}.{k}": v for k, v in s.items()})
+        return out
+
+    def __setitem__(self, p: Tensor, flat: dict[str, Any]) -> None:
+        modules = sorted(self._modules(), key=lambda x: -len(x[0]))  # longest path first
+        per: dict[str, dict[str, Any]] = defaultdict(dict)
+        for key, v in flat.items():
+            for path, _ in modules:
+                if key.startswith(path + ".") and "." not in key[len(path) + 1 :]:
+                    per[path][key[len(path) + 1 :]] = v
+                    break
+            else:
+                raise KeyError(f"Modular.load_state_dict: state key {key!r} does not belong to any module of this chain")
+        mods = dict(modules)
+        for path, s in per.items():
+            mods[path].state[p] = s
+
+    def __delitem__(self, p: Tensor) -> None:
+        for _, m in self._modules():
+            m.state.pop(p, None)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        seen: dict[Tensor, None] = {}
+        for _, m in self._modules():
+            for p, s in m.state.items():
+                if s:
+                    seen.setdefault(p, None)
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+def _as_params(params: Any) -> Any:
+    if isinstance(params, nn.Module):
+        return list(params.named_parameters())
+    if isinstance(params, Tensor):
+        return [params]
+    if isinstance(params, Iterable) and not isinstance(params, (dict, str)):
+        return list(params)
+    raise TypeError(
+        f"Modular: params must be an nn.Module, a tensor, an iterable of tensors, of (name, tensor) pairs "
+        f"or of param-group dicts, got {type(params).__name__}"
+    )
+
+
+class Modular(torch.optim.Optimizer):
+    """An optimizer made of a chain of modules.
+
+    Each step, the modules transform the update in order (the first one receives the gradient)
+    and the parameters move by ``-update``. Parameters whose ``.grad`` is None are skipped: not
+    moved and their state untouched.
+
+    Args:
+        params: an ``nn.Module``, tensors, ``(name, tensor)`` pairs (``model.named_parameters()``),
+            or param-group dicts. Param-group keys override the settings of every module that
+            has a setting of that name (``{"params": biases, "max_norm": 0.1}``).
+        *modules: the modules, in order; lists are flattened.
+
+    Each param group gets an ``"lr"`` key when the chain has an :class:`~torchzero.m.LR` module
+    (its ``lr`` is the default), so every ``torch.optim.lr_scheduler`` works.
+
+    Example:
+        >>> import torch, torchzero as tz
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = tz.Modular(model.parameters(), tz.m.ClipNorm(1.0), tz.m.Adam(), tz.m.LR(1e-2))
+        >>> loss = model(torch.randn(8, 4)).pow(2).mean()
+        >>> loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(self, params: Any, *modules: Chainable):
+        flat = flatten_modules(modules, "Modular")
+        if not flat:
+            raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
+        self.chain = Chain(*flat)
+        defaults: dict[str, Any] = {}
+        for _, m in self.chain.named_modules():
+            for key in m.GROUP_KEYS:
+                defaults.setdefault(key, m.defaults[key])
+        super().__init__(_as_params(params), defaults)
+        self.state = _StateView(self)  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        plain = [p[1] if isinstance(p, tuple) else p for p in params]
+        if len({id(p) for p in plain}) != len(plain):
+            raise ValueError("Modular: a param group contains the same parameter twice; pass each parameter once")
+        for name, value in param_group.items():
+            if name in ("params", "param_names"):
+                continue
+            for _, m in self.chain.named_modules():
+                if name in m.defaults:
+                    m.validate_settings({name: value})
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        self.chain._bind_group(group)
+
+    # ------------------------------------------------------------------ stepping
+    @torch.no_grad()
+    def step(self, closure: Callable[..., Any] | None = None) -> Any:  # type: ignore[override]
+        """Performs one step.
+
+        Args:
+            closure: optional ``closure(backward=True)`` that zeroes the gradients, computes the
+                loss and, if ``backward``, calls ``loss.backward()``; it is called once, before
+                the modules run. Plain zero-argument closures work too.
+
+        Returns:
+            The loss returned by the closure, or ``None``.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params: list[Tensor] = []
+        grads: list[Tensor] = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is not None:
+                    if g.is_sparse:
+                        raise RuntimeError(
+                            f"Modular: parameter of shape {tuple(p.shape)} has a sparse gradient, which torchzero modules "
+                            f"({', '.join(type(m).__name__ for m in self.chain.modules)}) do not support; "
+                            "use a dense layer (e.g. nn.Embedding(sparse=False))"
+                        )
+                    params.append(p)
+                    grads.append(g)
+        if not params:
+            return loss
+        var = Var(params=params, closure=closure, grad=grads, loss=loss)
+        var = self.chain.step(var)
+        if not var.skip_update:
+            update = var.update if var.update is not None else var.grad
+            torch._foreach_sub_(params, update)
+        return loss
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim`` layout: ``{"state": {index: {"<path>.<key>": value}}, "param_groups": [...]}``
+        plus ``"global_state"``: ``{"<path>": {...}}`` for state that is not per parameter."""
+        sd = super().state_dict()
+        sd["global_state"] = {path: dict(m.global_state) for path, m in self.chain.named_modules() if path and m.global_state}
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Loads a state dict from :meth:`state_dict`; tensors keep their saved dtype and move to
+        their parameter's device."""
+        state_dict = dict(state_dict)
+        global_state = state_dict.pop("global_state", {})
+        # torch casts floating state to the parameter's dtype; keep the saved dtypes instead.
+        saved = {k: dict(v) for k, v in state_dict["state"].items()}
+        state_dict["state"] = {k: {} for k in saved}
+        super().load_state_dict(state_dict)
+        self.chain.reset()
+        self.chain._unbind()
+        for group in self.param_groups:
+            self.chain._bind_group(group)
+        index = [p for g in self.param_groups for p in g["params"]]
+        view = _StateView(self)
+        for i, flat in saved.items():
+            p = index[int(i)]
+            view[p] = {k: (v.to(p.device) if isinstance(v, Tensor) else v) for k, v in flat.items()}
+        modules = dict(self.chain.named_modules())
+        for path, gs in global_state.items():
+            if path not in modules:
+                raise KeyError(f"Modular.load_state_dict: global state for module {path!r}, which this chain does not have")
+            modules[path].global_state = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in gs.items()}
+        self.state = view  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "chain" in state:  # unpickling / deepcopy; load_state_dict sets state itself
+            self.state = _StateView(self)  # type: ignore[assignment]

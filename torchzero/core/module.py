@@ -1,0 +1,181 @@
+"""``Module``: the unit of a chain. It owns per-parameter state, per-parameter settings and children.
+
+Settings are layered per parameter (a ``ChainMap``): overrides set with
+:meth:`Module.set_param_groups` > keys of the parameter's param group > the module's defaults.
+The param group is referenced, not copied, so a scheduler that changes ``group["lr"]`` is seen
+on the next step.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import ChainMap, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .var import Var
+
+__all__ = ["Module"]
+
+
+class Module(ABC):
+    """Base class of every module.
+
+    Args:
+        defaults: the module's settings and their values; every key may be overridden per
+            parameter by a param-group key of the same name or by :meth:`set_param_groups`.
+
+    Attributes:
+        defaults: the module-level settings.
+        state: per-parameter state, ``state[param] -> dict``; created on first use.
+        global_state: state that is not per parameter (e.g. a step counter).
+        children: named sub-modules (``inner`` modules, the members of a chain).
+    """
+
+    #: Setting names this module publishes into every param group of a :class:`Modular`
+    #: (with its default value), so ``torch.optim.lr_scheduler`` can find and change them.
+    GROUP_KEYS: tuple[str, ...] = ()
+
+    def __init__(self, defaults: Mapping[str, Any] | None = None):
+        self.defaults: dict[str, Any] = dict(defaults or {})
+        self.validate_settings(self.defaults)
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.global_state: dict[str, Any] = {}
+        self.children: dict[str, Module] = {}
+        self._overrides: dict[Tensor, dict[str, Any]] = {}
+        self._settings: dict[Tensor, ChainMap[str, Any]] = {}
+        self._params: list[Tensor] = []
+
+    # ----------------------------------------------------------------- settings
+    def validate_settings(self, settings: Mapping[str, Any]) -> None:
+        """Raises ``ValueError``/``TypeError`` for an invalid value of a setting.
+
+        Called with the defaults at construction, and with param-group keys and overrides when
+        they are given, so bad values never reach a step. Subclasses override it.
+        """
+
+    def settings(self, param: Tensor) -> ChainMap[str, Any]:
+        """The settings of ``param``: overrides > its param group > defaults."""
+        s = self._settings.get(param)
+        if s is None:
+            s = self._settings[param] = ChainMap(self._overrides.setdefault(param, {}), {}, self.defaults)
+        return s
+
+    def set_param_groups(self, param_groups: Iterable[Mapping[str, Any]]) -> Module:
+        """Overrides settings of this module only, for some parameters.
+
+        Args:
+            param_groups: dicts like ``{"params": [w1, w2], "max_norm": 0.1}``; keys other than
+                ``"params"`` must be settings of this module.
+
+        Returns:
+            ``self``, so it can be used inline in a chain.
+
+        Example:
+            >>> import torch, torchzero as tz
+            >>> model = torch.nn.Linear(4, 2)
+            >>> clip = tz.m.ClipNorm(1.0).set_param_groups([{"params": [model.bias], "max_norm": 0.1}])
+            >>> opt = tz.Modular(model.parameters(), clip, tz.m.LR(1e-2))
+        """
+        name = type(self).__name__
+        for group in param_groups:
+            if not isinstance(group, Mapping) or "params" not in group:
+                raise TypeError(f"{name}.set_param_groups: each group must be a dict with a 'params' key, got {group!r}")
+            settings = {k: v for k, v in group.items() if k != "params"}
+            unknown = sorted(set(settings) - set(self.defaults))
+            if unknown:
+                raise ValueError(f"{name}.set_param_groups: unknown setting(s) {unknown}; this module has {sorted(self.defaults)}")
+            self.validate_settings(settings)
+            params = group["params"]
+            params = [params] if isinstance(params, Tensor) else list(params)
+            for p in params:
+                self._overrides.setdefault(p, {}).update(settings)
+        return self
+
+    def _bind_group(self, group: dict[str, Any]) -> None:
+        """Links the parameters of a param group to this module and its children (called by Modular)."""
+        for p in group["params"]:
+            if p not in self._settings or self._settings[p].maps[1] is not group:
+                if p not in self._settings:
+                    self._params.append(p)
+                self._settings[p] = ChainMap(self._overrides.setdefault(p, {}), group, self.defaults)
+        for child in self.children.values():
+            child._bind_group(group)
+
+    def _unbind(self) -> None:
+        self._settings.clear()
+        self._params.clear()
+        for child in self.children.values():
+            child._unbind()
+
+    # ----------------------------------------------------------------- children
+    def set_child(self, name: str, module: Any) -> None:
+        """Registers a child; a list of modules becomes a :class:`~torchzero.core.chain.Chain`."""
+        from .chain import as_module
+
+        self.children[name] = as_module(module, owner=f"{type(self).__name__}: {name}")
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and all descendants with dotted paths (``"1.inner.0"``); deterministic."""
+        yield prefix, self
+        for name, child in self.children.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    # ----------------------------------------------------------------- stepping
+    @abstractmethod
+    def step(self, var: Var) -> Var:
+        """Transforms ``var`` (usually its update) and returns it."""
+
+    def reset(self) -> None:
+        """Clears all state of this module and its children (settings are kept)."""
+        self.state.clear()
+        self.global_state.clear()
+        for child in self.children.values():
+            child.reset()
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """State of this module and its children, with parameters referred to by index.
+
+        The index is the position of the parameter in the order the module first saw it
+        (the optimizer's parameter order when used in :class:`Modular`).
+        """
+        index = {p: i for i, p in enumerate(self._params)}
+        state = {index[p]: dict(s) for p, s in self.state.items() if s and p in index}
+        return {
+            "state": state,
+            "global_state": dict(self.global_state),
+            "children": {name: child.state_dict() for name, child in self.children.items()},
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Loads what :meth:`state_dict` returned into a module bound to the same parameters."""
+        self.state.clear()
+        for i, s in state_dict["state"].items():
+            i = int(i)
+            if i >= len(self._params):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: state for parameter {i}, but this module knows "
+                    f"{len(self._params)} parameters; build the optimizer with the same parameters first"
+                )
+            p = self._params[i]
+            self.state[p] = {k: (v.to(p.device) if isinstance(v, Tensor) else v) for k, v in s.items()}
+        self.global_state = dict(state_dict.get("global_state", {}))
+        for name, child_sd in state_dict.get("children", {}).items():
+            if name not in self.children:
+                raise KeyError(f"{type(self).__name__}.load_state_dict: no child named {name!r}")
+            self.children[name].load_state_dict(child_sd)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+
+    def __repr__(self) -> str:
+        s = f"{type(self).__name__}({self.extra_repr()})"
+        if self.children:
+            inner = "\n".join(f"  ({k}): " + repr(v).replace("\n", "\n  ") for k, v in self.children.items())
+            s = s[:-1] + "\n" + inner + "\n)"
+        return s
+

@@ -1,0 +1,161 @@
+"""``Transform`` (multi-tensor) and ``TensorwiseTransform`` (one tensor at a time).
+
+A transform turns tensors into tensors and knows nothing of targets: it is given the tensors
+(update or gradient, decided by :func:`~torchzero.core.target.apply_to_target`), first updates its
+state from them (:meth:`Transform.update_tensors`), then, if it has ``inner`` modules, they are
+applied to the tensors, and finally :meth:`Transform.apply_tensors` returns the result.
+Data passes from ``update_tensors`` to ``apply_tensors`` only through ``states``.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import ChainMap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor
+
+from ..utils.validation import check_target
+from .module import Module
+from .target import apply_to_target
+from .var import Var
+
+__all__ = ["Transform", "TensorwiseTransform", "Settings", "States"]
+
+Settings = Sequence[ChainMap[str, Any]]
+States = Sequence[dict[str, Any]]
+
+
+class Transform(Module):
+    """A module that maps a list of tensors (one per parameter) to a list of tensors.
+
+    Subclasses implement :meth:`apply_tensors` and, if they keep state, :meth:`update_tensors`.
+
+    Args:
+        defaults: per-parameter settings and their default values.
+        target: ``"update"`` (default) transforms the update; ``"grad"`` transforms the gradient
+            (see the clipping spec for the exact meaning).
+        uses_grad: pass the gradients to the methods (evaluating the closure if needed).
+        uses_loss: pass the loss to the methods (evaluating the closure if needed).
+        inner: modules applied to the tensors between :meth:`update_tensors` and
+            :meth:`apply_tensors`.
+
+    Example:
+        A transform that scales the update by a per-parameter ``alpha``:
+
+        >>> import torch, torchzero as tz
+        >>> class Scale(tz.Transform):
+        ...     def __init__(self, alpha: float = 1.0):
+        ...         super().__init__({"alpha": alpha})
+        ...     def apply_tensors(self, tensors, params, grads, loss, states, settings):
+        ...         torch._foreach_mul_(tensors, [s["alpha"] for s in settings])
+        ...         return tensors
+        >>> w = torch.nn.Parameter(torch.ones(3)); w.grad = torch.ones(3)
+        >>> tz.Modular([w], Scale(0.5)).step()
+        >>> w
+        Parameter containing:
+        tensor([0.5000, 0.5000, 0.5000], requires_grad=True)
+    """
+
+    #: Whether the generic ``inner`` hook runs between update and apply. Modules that apply
+    #: their ``inner`` modules to something else (Adam: its first moment) set this to False.
+    INNER_ON_TENSORS: bool = True
+
+    def __init__(
+        self,
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        target: str = "update",
+        uses_grad: bool = False,
+        uses_loss: bool = False,
+        inner: Any = None,
+    ):
+        self.target = check_target(target, owner=type(self).__name__)
+        super().__init__(defaults)
+        self.uses_grad = uses_grad
+        self.uses_loss = uses_loss
+        if inner is not None:
+            self.set_child("inner", inner)
+
+    def update_tensors(
+        self,
+        tensors: list[Tensor],
+        params: list[Tensor],
+        grads: list[Tensor] | None,
+        loss: Any,
+        states: States,
+        settings: Settings,
+    ) -> None:
+        """Updates the state from the tensors as they arrive. Default: nothing."""
+
+    @abstractmethod
+    def apply_tensors(
+        self,
+        tensors: list[Tensor],
+        params: list[Tensor],
+        grads: list[Tensor] | None,
+        loss: Any,
+        states: States,
+        settings: Settings,
+    ) -> Sequence[Tensor]:
+        """Returns the transformed tensors; may modify ``tensors`` in place and return them."""
+
+    def apply_inner(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
+        """Applies the ``inner`` child (if any) to ``tensors`` and returns its output."""
+        inner = self.children.get("inner")
+        if inner is None:
+            return tensors
+        return inner.step(var.child(tensors)).get_update()
+
+    def context(self, var: Var) -> tuple[list[Tensor], list[Tensor] | None, Any, States, Settings]:
+        """``(params, grads, loss, states, settings)`` of this step, as the methods receive them."""
+        params = var.params
+        grads = var.get_grad() if self.uses_grad else var.grad
+        loss = var.get_loss(backward=False) if self.uses_loss else var.loss
+        states = [self.state[p] for p in params]
+        settings = [self.settings(p) for p in params]
+        return params, grads, loss, states, settings
+
+    def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
+        """update -> inner -> apply, on ``tensors`` (what :meth:`step` calls on the target).
+
+        Modules that route their ``inner`` modules elsewhere override this, using :meth:`context`.
+        """
+        params, grads, loss, states, settings = self.context(var)
+        self.update_tensors(tensors, params, grads, loss, states, settings)
+        if self.INNER_ON_TENSORS:
+            tensors = self.apply_inner(tensors, var)
+        return list(self.apply_tensors(tensors, params, grads, loss, states, settings))
+
+    def step(self, var: Var) -> Var:
+        if not var.params:
+            return var
+        return apply_to_target(var, self.target, lambda tensors: self.transform(tensors, var))
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.target == "update" else f"{s}, target={self.target!r}"
+
+
+class TensorwiseTransform(Transform):
+    """A :class:`Transform` written for one tensor at a time.
+
+    Subclasses implement :meth:`apply_tensor` and optionally :meth:`update_tensor`; each gets the
+    tensor, its parameter, gradient (or None), the loss, its state dict and its settings.
+    """
+
+    def update_tensor(self, tensor: Tensor, param: Tensor, grad: Tensor | None, loss: Any, state: dict[str, Any], setting: Mapping[str, Any]) -> None:
+        """Updates ``state`` from ``tensor``. Default: nothing."""
+
+    @abstractmethod
+    def apply_tensor(self, tensor: Tensor, param: Tensor, grad: Tensor | None, loss: Any, state: dict[str, Any], setting: Mapping[str, Any]) -> Tensor:
+        """Returns the transformed tensor (may modify ``tensor`` in place)."""
+
+    def update_tensors(self, tensors, params, grads, loss, states, settings) -> None:  # type: ignore[no-untyped-def]
+        gs = grads if grads is not None else [None] * len(tensors)
+        for t, p, g, st, se in zip(tensors, params, gs, states, settings):
+            self.update_tensor(t, p, g, loss, st, se)
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        gs = grads if grads is not None else [None] * len(tensors)
+        return [self.apply_tensor(t, p, g, loss, st, se) for t, p, g, st, se in zip(tensors, params, gs, states, settings)]

@@ -1,0 +1,86 @@
+"""Adam's math as stateless multi-tensor functions.
+
+Scalars may be one value for all tensors or a list with one value per tensor.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+__all__ = ["ema_moments_", "adam_direction"]
+
+Scalar = Union[float, Sequence[float]]
+
+
+def _one(x: Any) -> bool:
+    return not isinstance(x, (list, tuple))
+
+
+def _map(f: Any, *xs: Any) -> Any:
+    """``f`` applied to scalars, or elementwise to lists."""
+    if all(_one(x) for x in xs):
+        return f(*xs)
+    n = max(len(x) for x in xs if not _one(x))
+    return [f(*(x if _one(x) else x[i] for x in xs)) for i in range(n)]
+
+
+def ema_moments_(
+    tensors: Sequence[Tensor],
+    exp_avg: Sequence[Tensor],
+    exp_avg_sq: Sequence[Tensor],
+    beta1: Scalar,
+    beta2: Scalar,
+    pow: Scalar = 2,
+    max_exp_avg_sq: Sequence[Tensor] | None = None,
+) -> None:
+    r"""Updates Adam's moments in place.
+
+    $m \leftarrow \beta_1 m + (1-\beta_1) u$, $v \leftarrow \beta_2 v + (1-\beta_2)|u|^p$ and, if
+    ``max_exp_avg_sq`` is given, $\hat v \leftarrow \max(\hat v, v)$ (for those tensors).
+    """
+    torch._foreach_lerp_(exp_avg, tensors, _map(lambda b: 1 - b, beta1))
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    w2 = _map(lambda b: 1 - b, beta2)
+    if _one(pow) and pow == 2:
+        torch._foreach_addcmul_(exp_avg_sq, tensors, tensors, w2)
+    else:
+        powered = torch._foreach_pow(torch._foreach_abs(tensors), pow)
+        torch._foreach_mul_(powered, w2)
+        torch._foreach_add_(exp_avg_sq, powered)
+    if max_exp_avg_sq is not None:
+        torch._foreach_maximum_(max_exp_avg_sq, exp_avg_sq)
+
+
+def adam_direction(
+    numerator: Sequence[Tensor],
+    exp_avg_sq: Sequence[Tensor],
+    step: int | Sequence[int],
+    beta1: Scalar,
+    beta2: Scalar,
+    eps: Scalar,
+    alpha: Scalar = 1.0,
+    pow: Scalar = 2,
+    debiased: bool | Sequence[bool] = True,
+) -> list[Tensor]:
+    r"""Returns $\alpha \frac{n / (1-\beta_1^t)}{(v / (1-\beta_2^t))^{1/p} + \epsilon}$ as new tensors.
+
+    ``numerator`` is usually the first moment; without ``debiased`` the corrections are 1.
+    """
+    bc1 = _map(lambda b, t, d: 1 - b**t if d else 1.0, beta1, step, debiased)
+    bc2 = _map(lambda b, t, p, d: (1 - b**t) ** (1 / p) if d else 1.0, beta2, step, pow, debiased)
+    if _one(pow) and pow == 2:
+        denom = torch._foreach_sqrt(exp_avg_sq)
+    else:
+        denom = torch._foreach_pow(exp_avg_sq, _map(lambda p: 1 / p, pow))
+    if not (_one(bc2) and bc2 == 1.0):
+        torch._foreach_div_(denom, bc2)
+    torch._foreach_add_(denom, eps)
+    torch._foreach_div_(denom, numerator)  # denom <- denom / n, then invert: n / denom
+    torch._foreach_reciprocal_(denom)
+    scale = _map(lambda a, b: a / b, alpha, bc1)
+    if not (_one(scale) and scale == 1):
+        torch._foreach_mul_(denom, scale)
+    return list(denom)

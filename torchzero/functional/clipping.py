@@ -1,0 +1,155 @@
+"""Stateless, in-place, multi-tensor clipping kernels shared by the modules and the public functions.
+
+Every function modifies ``tensors`` in place and never makes a host sync: decisions such as
+"is the norm above the threshold" are made with ``torch.where`` / ``clamp`` on device.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .norms import Dim, global_norm, reduce_dims, tensor_norm, tensor_norms
+
+__all__ = ["TINY_NORM", "norm_factor", "scale_by_norm_", "clip_value_", "centralize_"]
+
+TINY_NORM = 1e-12
+"""A norm at or below this leaves its slice unchanged (no division by ~0)."""
+
+Scalars = float | Sequence[float]
+
+
+def norm_factor(n: Tensor, target: float | Tensor | None, mode: str, min_norm: float | Tensor | None = None) -> Tensor:
+    """The factor that scales a slice of norm ``n``.
+
+    ``mode="clip"``: ``min(1, target / n)`` (and ``max(1, min_norm / n)`` if ``min_norm``);
+    ``mode="normalize"``: ``target / n``. Where ``n <= 1e-12`` (or NaN) the factor is 1.
+    """
+    if mode == "normalize":
+        f = target / n
+    else:
+        f = torch.ones_like(n) if target is None else (target / n).clamp(max=1)
+        if min_norm is not None:
+            f = f * (min_norm / n).clamp(min=1)
+    return torch.where(n > TINY_NORM, f, 1.0)
+
+
+def _uniform(values: Scalars, n: int) -> tuple[bool, list[float]]:
+    if isinstance(values, (int, float)):
+        return True, [float(values)] * n
+    values = [float(v) for v in values]
+    if len(values) != n:
+        raise ValueError(f"expected {n} values, one per tensor, got {len(values)}")
+    return all(v == values[0] for v in values), values
+
+
+def _as_factor_input(values: list[float], uniform: bool, like: Tensor) -> float | Tensor:
+    if uniform:
+        return values[0]
+    return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+
+def scale_by_norm_(
+    tensors: Sequence[Tensor],
+    target: Scalars | None,
+    ord: float | str,
+    dim: Dim,
+    inverse_dims: bool,
+    min_size: int,
+    mode: str,
+    min_norm: Scalars | None = None,
+) -> Tensor | list[Tensor]:
+    """Clips (``mode="clip"``) or sets (``mode="normalize"``) the norm of each norm group in place.
+
+    Args:
+        tensors: tensors to scale in place.
+        target: ``max_norm`` (clip) or ``norm_value`` (normalize); one value or one per tensor.
+            ``None`` (clip only) means no upper clip.
+        ord: parsed norm order (see :func:`~torchzero.functional.norms.parse_ord`).
+        dim, inverse_dims, min_size: the norm groups (see the clipping spec).
+        mode: ``"clip"`` or ``"normalize"``.
+        min_norm: clip only: scale up slices whose norm is below this.
+
+    Returns:
+        The norms measured before scaling: a 0-dim tensor for ``dim="global"``, else a list with
+        one tensor per input tensor (keepdim slices norms; a tensor left unchanged reports the
+        norm of all its elements).
+    """
+    tensors = list(tensors)
+    n_t = len(tensors)
+    if n_t == 0:
+        return torch.zeros(()) if dim == "global" else []
+    uni_t, targets = _uniform(target, n_t) if target is not None else (True, [None] * n_t)  # type: ignore[list-item]
+    uni_m, mins = _uniform(min_norm, n_t) if min_norm is not None else (True, [None] * n_t)  # type: ignore[list-item]
+
+    if dim == "global":
+        n = global_norm(tensors, ord)
+        t_in = None if target is None else _as_factor_input(targets, uni_t, n)
+        m_in = None if min_norm is None else _as_factor_input(mins, uni_m, n)
+        f = norm_factor(n, t_in, mode, m_in)
+        if f.ndim == 0:
+            torch._foreach_mul_(tensors, f)
+        else:
+            torch._foreach_mul_(tensors, list(f.unbind()))
+        return n
+
+    norms: list[Tensor] = [None] * n_t  # type: ignore[list-item]
+    whole: list[int] = []  # tensors normed over all of their elements: batched
+    for i, t in enumerate(tensors):
+        dims = reduce_dims(t.shape, dim, inverse_dims, min_size)  # type: ignore[arg-type]
+        if dims is None:
+            norms[i] = tensor_norm(t, ord, keepdim=False)
+        elif len(dims) == max(t.ndim, 1):
+            whole.append(i)
+        else:
+            n = tensor_norm(t, ord, dims)
+            tg = None if targets[i] is None else targets[i]
+            t.mul_(norm_factor(n, tg, mode, mins[i]).to(t.dtype))
+            norms[i] = n
+    if whole:
+        group = [tensors[i] for i in whole]
+        ns = tensor_norms(group, ord)
+        dtypes = {x.dtype for x in ns}
+        stacked = torch.stack(ns if len(dtypes) == 1 else [x.double() for x in ns])
+        t_in = None if target is None else _as_factor_input([targets[i] for i in whole], uni_t, stacked)
+        m_in = None if min_norm is None else _as_factor_input([mins[i] for i in whole], uni_m, stacked)
+        f = norm_factor(stacked, t_in, mode, m_in)
+        torch._foreach_mul_(group, list(f.unbind()))
+        for i, x in zip(whole, ns):
+            norms[i] = x
+    return norms
+
+
+def clip_value_(tensors: Sequence[Tensor], value: Scalars) -> None:
+    """``t = clamp(t, -value, value)`` in place; ``value`` is one number or one per tensor."""
+    tensors = list(tensors)
+    if not tensors:
+        return
+    uniform, values = _uniform(value, len(tensors))
+    if uniform:
+        torch._foreach_clamp_min_(tensors, -values[0])
+        torch._foreach_clamp_max_(tensors, values[0])
+    else:
+        torch._foreach_clamp_min_(tensors, [-v for v in values])
+        torch._foreach_clamp_max_(tensors, values)
+
+
+def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_size: int) -> None:
+    """Subtracts the mean of each group in place. 0-dim tensors are left unchanged (per-tensor mode)."""
+    tensors = [t for t in tensors if t.numel() > 0]
+    if not tensors:
+        return
+    if dim == "global":
+        total = sum(t.numel() for t in tensors)
+        mean = torch.stack([t.sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None).to(torch.float64 if t.dtype == torch.float64 else torch.float32) for t in tensors]).sum() / total
+        torch._foreach_sub_(tensors, mean)
+        return
+    for t in tensors:
+        if t.ndim == 0:
+            continue
+        dims = reduce_dims(t.shape, dim, inverse_dims, min_size)  # type: ignore[arg-type]
+        if dims is None:
+            continue
+        acc = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
+        t.sub_(t.mean(dim=dims, keepdim=True, dtype=acc).to(t.dtype))

@@ -1,0 +1,4 @@
+"""Adaptive (per-coordinate step size) modules."""
+from .adam import Adam
+
+__all__ = ["Adam"]

@@ -1,0 +1,133 @@
+"""``Adam``: adaptive moment estimation (Kingma & Ba, 2014)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...core.settings import as_list, is_uniform, resolve
+from ...core.transform import Transform
+from ...core.var import Var
+from ...functional.adam import adam_direction, ema_moments_
+from ...utils.validation import check_beta, check_bool, check_number
+
+__all__ = ["Adam"]
+
+
+class Adam(Transform):
+    r"""Adam: the update is the bias-corrected first moment over the root of the second.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, u_t \\
+    v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, |u_t|^{p} \\
+    \hat v_t &= \max(\hat v_{t-1}, v_t) \ \text{(amsgrad)}, \quad \text{else } v_t \\
+    u_t &\leftarrow \alpha\, \frac{m_t / (1-\beta_1^t)}{\left(\hat v_t / (1-\beta_2^t)\right)^{1/p} + \epsilon}
+    \end{aligned}
+    $$
+
+    With ``debiased=False`` the $(1-\beta^t)$ corrections are left out. Followed by
+    ``LR(lr)`` it is ``torch.optim.Adam(lr=lr)``; followed by ``WeightDecay`` and ``LR`` it is
+    AdamW. The step count is kept per parameter, so parameters that miss gradients on some
+    steps are corrected as ``torch.optim.Adam`` corrects them.
+
+    Args:
+        beta1: first-moment decay, in ``[0, 1)`` (default: ``0.9``).
+        beta2: second-moment decay, in ``[0, 1)`` (default: ``0.999``).
+        eps: added to the denominator, ``>= 0`` (default: ``1e-8``).
+        amsgrad: use the running maximum of the second moment (default: ``False``).
+        alpha: multiplier of the update (default: ``1.0``).
+        pow: the power $p$ of the second moment (default: ``2``, the usual Adam).
+        debiased: apply the bias corrections (default: ``True``).
+        inner: modules applied to (a copy of) the first moment before it is divided
+            (default: ``None``).
+
+    Example:
+        >>> import torch, torchzero as tz
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = tz.Modular(model.parameters(), tz.m.Adam(beta2=0.99), tz.m.LR(1e-3))
+
+    References:
+        Kingma, D. P., & Ba, J. (2014). Adam: A method for stochastic optimization.
+        https://arxiv.org/abs/1412.6980
+    """
+
+    INNER_ON_TENSORS = False
+
+    def __init__(
+        self,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        amsgrad: bool = False,
+        alpha: float = 1.0,
+        pow: float = 2,
+        debiased: bool = True,
+        inner: Any = None,
+    ):
+        defaults = dict(beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, alpha=alpha, pow=pow, debiased=debiased)
+        super().__init__(defaults, inner=inner)
+
+    def validate_settings(self, s: Mapping[str, Any]) -> None:
+        o = "Adam"
+        if "beta1" in s:
+            check_beta("beta1", s["beta1"], owner=o)
+        if "beta2" in s:
+            check_beta("beta2", s["beta2"], owner=o)
+        if "eps" in s:
+            check_number("eps", s["eps"], owner=o, min=0.0)
+        if "alpha" in s:
+            check_number("alpha", s["alpha"], owner=o)
+        if "pow" in s:
+            check_number("pow", s["pow"], owner=o, min=0.0, min_inclusive=False)
+        if "amsgrad" in s:
+            check_bool("amsgrad", s["amsgrad"], owner=o)
+        if "debiased" in s:
+            check_bool("debiased", s["debiased"], owner=o)
+
+    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")
+        for t, st in zip(tensors, states):
+            if "exp_avg" not in st:
+                st["step"] = 0
+                st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+            st["step"] += 1
+        m = [st["exp_avg"] for st in states]
+        v = [st["exp_avg_sq"] for st in states]
+        if is_uniform(amsgrad) and not amsgrad:
+            ema_moments_(tensors, m, v, beta1, beta2, pow_)
+            return
+        ams = as_list(amsgrad, len(tensors))
+        for a, st in zip(ams, states):
+            if a and "max_exp_avg_sq" not in st:
+                st["max_exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
+        ema_moments_(tensors, m, v, beta1, beta2, pow_)
+        idx = [i for i, a in enumerate(ams) if a]
+        torch._foreach_maximum_([states[i]["max_exp_avg_sq"] for i in idx], [v[i] for i in idx])
+
+    def _direction(self, numerator: list[Tensor], states, settings) -> list[Tensor]:  # type: ignore[no-untyped-def]
+        beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
+            settings, "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
+        )
+        steps = [st["step"] for st in states]
+        step = steps[0] if all(t == steps[0] for t in steps) else steps
+        if is_uniform(amsgrad) and not amsgrad:
+            v = [st["exp_avg_sq"] for st in states]
+        else:
+            v = [st["max_exp_avg_sq"] if a else st["exp_avg_sq"] for st, a in zip(states, as_list(amsgrad, len(states)))]
+        return adam_direction(numerator, v, step, beta1, beta2, eps, alpha, pow_, debiased)
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._direction([st["exp_avg"] for st in states], states, settings)
+
+    def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
+        if "inner" not in self.children:
+            return super().transform(tensors, var)
+        # inner modules transform a copy of the first moment, which then replaces it as numerator
+        params, grads, loss, states, settings = self.context(var)
+        self.update_tensors(tensors, params, grads, loss, states, settings)
+        numerator = self.apply_inner([st["exp_avg"].clone() for st in states], var)
+        return self._direction(numerator, states, settings)

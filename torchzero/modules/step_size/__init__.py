@@ -1,0 +1,4 @@
+"""Step size modules."""
+from .lr import LR
+
+__all__ = ["LR"]

@@ -1,0 +1,51 @@
+"""``LR``: multiplies the update by the learning rate."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ...core.settings import is_uniform, resolve
+from ...core.transform import Transform
+from ...utils.validation import check_number
+
+__all__ = ["LR"]
+
+
+class LR(Transform):
+    r"""Multiplies the update by the learning rate: $u \leftarrow \text{lr} \cdot u$.
+
+    ``lr`` is published into every param group of a :class:`~torchzero.Modular` as ``"lr"``, so
+    ``torch.optim.lr_scheduler`` schedulers and per-group learning rates work as with
+    ``torch.optim``. Every ``LR`` in a chain reads the group's ``"lr"``.
+
+    Args:
+        lr: learning rate, a number ``>= 0`` (default: ``1e-3``).
+
+    Example:
+        Adam with a cosine schedule:
+
+        >>> import torch, torchzero as tz
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = tz.Modular(model.parameters(), tz.m.Adam(), tz.m.LR(1e-3))
+        >>> sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+    """
+
+    GROUP_KEYS = ("lr",)
+
+    def __init__(self, lr: float = 1e-3):
+        super().__init__({"lr": lr})
+
+    def validate_settings(self, settings: Mapping[str, Any]) -> None:
+        if "lr" in settings:
+            check_number("lr", settings["lr"], owner="LR", min=0.0)
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        (lr,) = resolve(settings, "lr")
+        if is_uniform(lr):
+            if not (isinstance(lr, (int, float)) and lr == 1):
+                torch._foreach_mul_(tensors, lr)
+        else:
+            torch._foreach_mul_(tensors, list(lr))
+        return tensors
