@@ -1,0 +1,151 @@
+"""Transform / TensorwiseTransform, targets, settings layering, chains and apply_transform."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import torchzero as tz
+from conftest import make_params, set_grads
+
+
+class Double(tz.Transform):
+    """Multiplies by 2 and records what it saw."""
+
+    def __init__(self, target="update"):
+        super().__init__({"k": 1.0}, target=target)
+        self.seen: list[list[torch.Tensor]] = []
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):
+        self.seen.append([t.clone() for t in tensors])
+        return [t * 2 for t in tensors]  # new tensors, not in place
+
+
+class ReadGrad(tz.Transform):
+    """Replaces the update with the current gradient (to observe what later modules see)."""
+
+    def __init__(self):
+        super().__init__(uses_grad=True)
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):
+        return [g.clone() for g in grads]
+
+
+class AddState(tz.TensorwiseTransform):
+    """Tensorwise: keeps a running sum, adds ``alpha`` times it."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__({"alpha": alpha})
+
+    def update_tensor(self, tensor, param, grad, loss, state, setting):
+        state["sum"] = state.get("sum", torch.zeros_like(tensor)) + tensor
+
+    def apply_tensor(self, tensor, param, grad, loss, state, setting):
+        return tensor + setting["alpha"] * state["sum"]
+
+
+def test_target_update_leaves_grad_alone():
+    (p,) = make_params([(3,)])
+    set_grads([p], 0)
+    g0 = p.grad.clone()
+    p0 = p.detach().clone()
+    tz.Modular([p], Double("update")).step()
+    assert torch.equal(p.grad, g0)
+    torch.testing.assert_close(p.detach(), p0 - 2 * g0)
+
+
+def test_target_grad_writes_grad_and_later_modules_see_it():
+    (p,) = make_params([(3,)])
+    set_grads([p], 0)
+    g0 = p.grad.clone()
+    grad_obj = p.grad
+    reader = ReadGrad()
+    p0 = p.detach().clone()
+    tz.Modular([p], Double("grad"), reader).step()
+    assert p.grad is grad_obj  # modified in place, same tensor
+    torch.testing.assert_close(p.grad, 2 * g0)
+    torch.testing.assert_close(p.detach(), p0 - 2 * g0)
+
+
+def test_update_formed_before_grad_target_is_not_changed():
+    (p,) = make_params([(3,)])
+    set_grads([p], 0)
+    g0 = p.grad.clone()
+    p0 = p.detach().clone()
+    # the first Double forms the update from the gradient; the grad-target one then changes only p.grad
+    tz.Modular([p], Double("update"), Double("grad")).step()
+    torch.testing.assert_close(p.grad, 2 * g0)
+    torch.testing.assert_close(p.detach(), p0 - 2 * g0)
+
+
+def test_bad_target():
+    with pytest.raises(ValueError, match="target.*'gradient'"):
+        Double("gradient")
+
+
+def test_settings_layering_default_group_override():
+    a, b, c = make_params([(2,), (2,), (2,)])
+    mod = AddState(alpha=1.0).set_param_groups([{"params": [c], "alpha": 3.0}])
+    tz.Modular([{"params": [a]}, {"params": [b, c], "alpha": 2.0}], mod)
+    assert mod.settings(a)["alpha"] == 1.0
+    assert mod.settings(b)["alpha"] == 2.0
+    assert mod.settings(c)["alpha"] == 3.0
+
+
+def test_tensorwise_transform_state():
+    (p,) = make_params([(2,)])
+    mod = AddState(alpha=0.5)
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    out1 = tz.apply_transform(mod, [x], params=[p])[0]
+    out2 = tz.apply_transform(mod, [x], params=[p])[0]
+    torch.testing.assert_close(out1, x + 0.5 * x)
+    torch.testing.assert_close(out2, x + 0.5 * 2 * x)
+
+
+def test_list_is_a_chain_and_nested_lists_flatten():
+    (p,) = make_params([(3,)])
+    set_grads([p], 0)
+    g0 = p.grad.clone()
+    p0 = p.detach().clone()
+    opt = tz.Modular([p], [Double(), [Double(), tz.m.LR(0.5)]])
+    opt.step()
+    torch.testing.assert_close(p.detach(), p0 - 2 * g0)
+    assert [type(m).__name__ for m in opt.chain.modules] == ["Double", "Double", "LR"]
+
+
+def test_chain_as_inner():
+    x = torch.tensor([3.0, 4.0])
+    out = tz.apply_transform(tz.m.ClipNormByEMA(ema_init="update", inner=[tz.m.LR(2.0), tz.m.LR(3.0)]), [x])
+    # ema = x, so d = 1 and the update is inner(x) = 6x
+    torch.testing.assert_close(out[0], 6 * x)
+
+
+def test_apply_transform_does_not_modify_inputs():
+    x = torch.tensor([3.0, 4.0])
+    out = tz.apply_transform([tz.m.ClipNorm(1.0), tz.m.LR(2.0)], [x])
+    torch.testing.assert_close(x, torch.tensor([3.0, 4.0]))
+    torch.testing.assert_close(out[0], torch.tensor([1.2, 1.6]))
+
+
+def test_apply_transform_length_mismatch():
+    with pytest.raises(ValueError, match="one param per tensor"):
+        tz.apply_transform(tz.m.LR(1.0), [torch.ones(2)], params=[torch.ones(2), torch.ones(2)])
+
+
+def test_var_is_passed_down():
+    seen = {}
+
+    class Spy(tz.Module):
+        def step(self, var):
+            seen["var"] = var
+            return var
+
+    a, b = make_params([(2,), (3,)])
+    set_grads([a], 0)
+    tz.Modular([a, b], Spy()).step()
+    var = seen["var"]
+    assert var.params == [a] and var.grad[0] is a.grad and var.update is None
+
+
+def test_module_repr():
+    r = repr(tz.m.ClipNormByEMA(inner=tz.m.Adam()))
+    assert "ClipNormByEMA(" in r and "(inner): Adam(" in r
