@@ -243,7 +243,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="timed steps per side (default: %s)" % ", ".join(f"{k}={v}" for k, v in DEFAULT_REPEATS.items()),
     )
-    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per side before timing (default: 3)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps per side before timing (default: 5)")
     ap.add_argument("--seed", type=int, default=workloads.DEFAULT_SEED)
     ap.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write results as JSON to PATH")

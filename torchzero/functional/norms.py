@@ -99,6 +99,11 @@ def tensor_norm(t: Tensor, ord: float | str, dims: tuple[int, ...] | None = None
     """Norm of ``t`` over ``dims`` (all dims if ``None``); ``ord`` as returned by :func:`parse_ord`."""
     if t.ndim == 0:
         t = t.reshape(1)
+    if t.numel() == 0:  # no elements: norm 0 (vector_norm has no identity for inf)
+        shape = [1 if (dims is None or d in dims) else n for d, n in enumerate(t.shape)] if keepdim else []
+        if not keepdim and dims is not None:
+            shape = [n for d, n in enumerate(t.shape) if d not in dims]
+        return torch.zeros(shape, dtype=_acc_dtype(t) or t.dtype, device=t.device)
     acc = _acc_dtype(t)
     if acc is not None and isinstance(ord, str):
         t = t.to(acc)
@@ -115,9 +120,9 @@ def tensor_norm(t: Tensor, ord: float | str, dims: tuple[int, ...] | None = None
 
 def tensor_norms(tensors: Sequence[Tensor], ord: float | str) -> list[Tensor]:
     """One 0-dim norm per tensor, over all of its elements, in a few multi-tensor kernels."""
-    if isinstance(ord, str):
-        return [tensor_norm(t, ord, keepdim=False) for t in tensors]
     tensors = list(tensors)
+    if isinstance(ord, str) or any(t.numel() == 0 for t in tensors):
+        return [tensor_norm(t, ord, keepdim=False) for t in tensors]
     low = [i for i, t in enumerate(tensors) if t.dtype in _LOW_PRECISION]
     if not low:
         return list(torch._foreach_norm(tensors, ord))
