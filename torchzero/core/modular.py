@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .chain import Chain, Chainable, flatten_modules
+from .fused import plan
 from .module import Module
 from .var import Var
 
@@ -110,7 +111,9 @@ class Modular(torch.optim.Optimizer):
         >>> loss.backward(); opt.step(); opt.zero_grad()
     """
 
-    def __init__(self, params: Any, *modules: Chainable):
+    def __init__(self, params: Any, *modules: Chainable, fused: bool | None = None):
+        if fused is not None and not isinstance(fused, bool):
+            raise TypeError(f"Modular: fused must be None, True or False, got {fused!r}")
         flat = flatten_modules(modules, "Modular")
         if not flat:
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
@@ -121,6 +124,15 @@ class Modular(torch.optim.Optimizer):
                 defaults.setdefault(key, m.defaults[key])
         super().__init__(_as_params(params), defaults)
         self.state = _StateView(self)  # type: ignore[assignment]
+        self._fused_plan = None if fused is False else plan(self.chain.modules)
+        if fused and (
+            self._fused_plan is None
+            or any(self._fused_plan._specs(g, g["params"][0]) is None for g in self.param_groups)
+        ):
+            raise ValueError(
+                "Modular: fused=True, but this chain has no fused form; fused chains are "
+                "[ClipNorm/Normalize(dim='global')] Adam [WeightDecay] LR"
+            )
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -156,9 +168,10 @@ class Modular(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        params: list[Tensor] = []
-        grads: list[Tensor] = []
+        groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]] = []
         for group in self.param_groups:
+            gp: list[Tensor] = []
+            gg: list[Tensor] = []
             for p in group["params"]:
                 g = p.grad
                 if g is not None:
@@ -168,10 +181,16 @@ class Modular(torch.optim.Optimizer):
                             f"({', '.join(type(m).__name__ for m in self.chain.modules)}) do not support; "
                             "use a dense layer (e.g. nn.Embedding(sparse=False))"
                         )
-                    params.append(p)
-                    grads.append(g)
-        if not params:
+                    gp.append(p)
+                    gg.append(g)
+            if gp:
+                groups.append((group, gp, gg))
+        if not groups:
             return loss
+        if self._fused_plan is not None and self._fused_plan.step(groups):
+            return loss
+        params = [p for _, gp, _ in groups for p in gp]
+        grads = [g for _, _, gg in groups for g in gg]
         var = Var(params=params, closure=closure, grad=grads, loss=loss)
         var = self.chain.step(var)
         if not var.skip_update:
@@ -213,7 +232,7 @@ class Modular(torch.optim.Optimizer):
         self.state = view  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain}
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

@@ -48,6 +48,7 @@ class Module(ABC):
         self._overrides: dict[Tensor, dict[str, Any]] = {}
         self._settings: dict[Tensor, ChainMap[str, Any]] = {}
         self._params: list[Tensor] = []
+        self._overrides_any = False
 
     # ----------------------------------------------------------------- settings
     def validate_settings(self, settings: Mapping[str, Any]) -> None:
@@ -93,6 +94,7 @@ class Module(ABC):
             params = [params] if isinstance(params, Tensor) else list(params)
             for p in params:
                 self._overrides.setdefault(p, {}).update(settings)
+            self._overrides_any = self._overrides_any or bool(settings)
         return self
 
     def _bind_group(self, group: dict[str, Any]) -> None:

@@ -1,36 +1,16 @@
-"""All modules, available as ``tz.m.<Name>``."""
-from ..core.chain import Chain
-from .adaptive import Adam
-from .clipping import (
-    Centralize,
-    ClipNorm,
-    ClipNormByEMA,
-    ClipNormGrowth,
-    ClipValue,
-    ClipValueByEMA,
-    ClipValueGrowth,
-    Normalize,
-    NormalizeByEMA,
-    clip_grad_norm_,
-    clip_grad_value_,
-    normalize_grads_,
-)
-from .step_size import LR
+"""All modules, available as ``tz.m.<Name>``.
 
-__all__ = [
-    "Chain",
-    "Adam",
-    "LR",
-    "Centralize",
-    "ClipNorm",
-    "ClipNormByEMA",
-    "ClipNormGrowth",
-    "ClipValue",
-    "ClipValueByEMA",
-    "ClipValueGrowth",
-    "Normalize",
-    "NormalizeByEMA",
-    "clip_grad_norm_",
-    "clip_grad_value_",
-    "normalize_grads_",
-]
+Each family lives in its own subpackage and declares its public names in ``__all__``; this
+namespace re-exports them all.
+"""
+from ..core.chain import Chain
+from . import adaptive, clipping, control, momentum, ops, step_size, weight_decay
+
+_FAMILIES = (clipping, adaptive, momentum, step_size, weight_decay, ops, control)
+
+__all__ = ["Chain"]
+for _family in _FAMILIES:
+    for _name in _family.__all__:
+        globals()[_name] = getattr(_family, _name)
+        __all__.append(_name)
+del _family, _name

@@ -55,6 +55,7 @@ class Adam(Transform):
     """
 
     INNER_ON_TENSORS = False
+    FUSED_ROLE = "adam"
 
     def __init__(
         self,
@@ -86,6 +87,12 @@ class Adam(Transform):
             check_bool("amsgrad", s["amsgrad"], owner=o)
         if "debiased" in s:
             check_bool("debiased", s["debiased"], owner=o)
+
+    def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Settings for torch's fused Adam kernel, or ``None`` if these settings have no fused form."""
+        if s["pow"] != 2 or not s["debiased"] or "inner" in self.children:
+            return None
+        return dict(beta1=s["beta1"], beta2=s["beta2"], eps=s["eps"], amsgrad=s["amsgrad"], alpha=s["alpha"])
 
     def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")

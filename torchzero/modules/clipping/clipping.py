@@ -65,6 +65,13 @@ class _NormScale(Transform):
 
     MODE = "clip"
     TARGET_KEY = "max_norm"
+    FUSED_ROLE = "scale"
+
+    def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A global norm scale can be folded into a fused kernel; per-tensor norms can't."""
+        if s["dim"] != "global":
+            return None
+        return dict(scale_value=s[self.TARGET_KEY], scale_ord=parse_ord(s["ord"]), scale_mode=self.MODE, scale_target=self.target)
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         name = type(self).__name__

@@ -33,6 +33,7 @@ class LR(Transform):
     """
 
     GROUP_KEYS = ("lr",)
+    FUSED_ROLE = "lr"
 
     def __init__(self, lr: float = 1e-3):
         super().__init__({"lr": lr})
@@ -40,6 +41,9 @@ class LR(Transform):
     def validate_settings(self, settings: Mapping[str, Any]) -> None:
         if "lr" in settings:
             check_number("lr", settings["lr"], owner="LR", min=0.0)
+
+    def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any]:
+        return {"lr": s["lr"]}
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         (lr,) = resolve(settings, "lr")

@@ -1,0 +1,36 @@
+"""Scalars that are one value for all tensors or one value per tensor (private helpers)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+__all__ = ["Scalar", "is_one", "is_value", "smap", "collapse"]
+
+Scalar = Union[float, Sequence[float]]
+"""One number for every tensor, or a list with one number per tensor."""
+
+
+def is_one(x: Any) -> bool:
+    """True if ``x`` is a single value (not a per-tensor list or tuple)."""
+    return not isinstance(x, (list, tuple))
+
+
+def is_value(x: Any, value: float) -> bool:
+    """True if ``x`` is the single value ``value`` (a per-tensor list never is)."""
+    return is_one(x) and x == value
+
+
+def smap(f: Callable[..., Any], *xs: Any) -> Any:
+    """``f`` applied to single values, or elementwise when any argument is a per-tensor list."""
+    if all(is_one(x) for x in xs):
+        return f(*xs)
+    n = max(len(x) for x in xs if not is_one(x))
+    return [f(*(x if is_one(x) else x[i] for x in xs)) for i in range(n)]
+
+
+def collapse(x: Any) -> Any:
+    """A per-tensor list whose values are all equal as that one value; anything else as is."""
+    if is_one(x) or not x:
+        return x
+    first = x[0]
+    return first if all(v == first for v in x) else list(x)

@@ -1,0 +1,322 @@
+"""Stateless multi-tensor math of the adaptive clipping modules and step guards.
+
+The modules in ``torchzero/modules/clipping/adaptive.py`` and ``guards.py`` keep the state and
+call these functions. Nothing here makes a host sync: every decision ("is this a spike", "is the
+norm above the threshold") is a 0-dim tensor combined with ``torch.where``, so the values a
+function returns (norms, thresholds, factors, z-scores, flags) can be logged without slowing the
+step down. Functions whose name ends in ``_`` modify their first argument in place; the others
+return new tensors and never modify their inputs (state tensors may be shared between several
+parameters' state dicts, so they are replaced, never written in place).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple, Union
+
+import torch
+from torch import Tensor
+
+from .clipping import norm_factor
+from .norms import Dim, global_norm, reduce_dims, tensor_norm, tensor_norms
+
+__all__ = [
+    "MIN_REL_STD",
+    "unit_norms",
+    "agc_",
+    "push_history",
+    "history_values",
+    "percentile_threshold",
+    "ZClipThreshold",
+    "zclip_threshold",
+    "ema_mean_var",
+    "scale_to_norm_",
+    "spike_clip_",
+    "ema_sq_",
+    "norm_zscore",
+    "all_finite",
+]
+
+Scalars = Union[float, Sequence[float]]
+
+MIN_REL_STD = 1e-3
+""":func:`norm_zscore` floors the standard deviation at this fraction of the mean, so a stream of
+(nearly) constant norms does not turn rounding noise into infinite z-scores."""
+
+
+def _values(x: Scalars, n: int) -> list[float]:
+    if isinstance(x, (int, float)):
+        return [float(x)] * n
+    out = [float(v) for v in x]
+    if len(out) != n:
+        raise ValueError(f"expected {n} values, one per tensor, got {len(out)}")
+    return out
+
+
+def _as_input(x: Scalars, n: int, like: Tensor) -> float | Tensor:
+    """One number as is; one number per tensor as a tensor of ``like``'s dtype and device."""
+    if isinstance(x, (int, float)):
+        return float(x)
+    vals = _values(x, n)
+    if all(v == vals[0] for v in vals):
+        return vals[0]
+    return torch.tensor(vals, dtype=like.dtype, device=like.device)
+
+
+# --------------------------------------------------------------------------------------- AGC
+def _unit_dims(t: Tensor, dim: int | Sequence[int] | None, inverse_dims: bool) -> tuple[int, ...] | None:
+    """Dims a unit's norm reduces over; ``None`` when the whole tensor is one unit."""
+    dims = reduce_dims(t.shape, dim, inverse_dims, min_size=0)
+    if dims is None or len(dims) == max(t.ndim, 1):
+        return None
+    return dims
+
+
+def unit_norms(tensors: Sequence[Tensor], dim: int | Sequence[int] | None, inverse_dims: bool) -> list[Tensor]:
+    """The L2 norm of every unit of every tensor, with the reduced dims kept.
+
+    A unit is the slice of a tensor that ``dim``/``inverse_dims`` reduce over (as in
+    :func:`~torchzero.functional.norms.reduce_dims`); a tensor that has no dims left to reduce
+    (a 0-dim or 1-D tensor with ``dim=0, inverse_dims=True``) is one unit, and so is one whose
+    every dim is reduced. Whole-tensor norms are computed in one multi-tensor kernel and returned
+    as 0-dim tensors. Norms of float16/bfloat16 tensors are float32.
+    """
+    tensors = list(tensors)
+    out: list[Tensor] = [None] * len(tensors)  # type: ignore[list-item]
+    whole: list[int] = []
+    for i, t in enumerate(tensors):
+        dims = _unit_dims(t, dim, inverse_dims)
+        if dims is None:
+            whole.append(i)
+        else:
+            out[i] = tensor_norm(t, 2.0, dims, keepdim=True)
+    if whole:
+        for i, n in zip(whole, tensor_norms([tensors[i] for i in whole], 2.0)):
+            out[i] = n
+    return out
+
+
+def _agc_factor(g: Tensor, w: Tensor, clipping: float | Tensor, eps: float | Tensor) -> Tensor:
+    allowed = torch.clamp_min(w, eps) if not isinstance(eps, Tensor) else torch.maximum(w, eps)
+    allowed = allowed * clipping
+    return torch.where(g > allowed, allowed / g, 1.0)
+
+
+def agc_(
+    tensors: Sequence[Tensor],
+    params: Sequence[Tensor],
+    clipping: Scalars,
+    eps: Scalars,
+    dim: Dim = 0,
+    inverse_dims: bool = True,
+) -> list[Tensor]:
+    r"""Unit-wise adaptive gradient clipping (Brock et al., 2021) of ``tensors``, in place.
+
+    For every unit $i$ (see :func:`unit_norms`; ``dim="global"``: all tensors form one unit):
+    $G_i \leftarrow G_i \cdot \min\left(1, \lambda \frac{\max(\|W_i\|, \epsilon)}{\|G_i\|}\right)$,
+    where $G$ are ``tensors`` and $W$ the matching ``params``.
+
+    Args:
+        tensors: the gradients (or updates) to clip in place.
+        params: the parameters, one per tensor, same shapes.
+        clipping: $\lambda$, one value or one per tensor.
+        eps: $\epsilon$, one value or one per tensor.
+        dim, inverse_dims: the units, as in :func:`unit_norms`, or ``dim="global"``.
+
+    Returns:
+        The factor applied to each tensor (keepdim per-unit factors, 0-dim for whole-tensor
+        units; with ``"global"`` the same 0-dim factor for every tensor).
+    """
+    tensors = list(tensors)
+    params = [p.detach() for p in params]
+    n = len(tensors)
+    if n == 0:
+        return []
+    if dim == "global":
+        g = global_norm(tensors, 2.0)
+        w = global_norm(params, 2.0).to(g.dtype)
+        f = _agc_factor(g, w, _values(clipping, n)[0], _values(eps, n)[0])
+        torch._foreach_mul_(tensors, f)
+        return [f] * n
+    clips, epss = _values(clipping, n), _values(eps, n)
+    gn = unit_norms(tensors, dim, inverse_dims)  # type: ignore[arg-type]
+    wn = unit_norms(params, dim, inverse_dims)  # type: ignore[arg-type]
+    factors: list[Tensor] = [None] * n  # type: ignore[list-item]
+    whole = [i for i in range(n) if gn[i].ndim == 0]
+    for i in range(n):
+        if gn[i].ndim != 0:  # per-unit norms of one tensor
+            f = _agc_factor(gn[i], wn[i].to(gn[i].dtype), clips[i], epss[i])
+            tensors[i].mul_(f.to(tensors[i].dtype))
+            factors[i] = f
+    if whole:
+        dtype = torch.float64 if any(gn[i].dtype == torch.float64 for i in whole) else gn[whole[0]].dtype
+        g = torch.stack([gn[i].to(dtype) for i in whole])
+        w = torch.stack([wn[i].to(dtype) for i in whole])
+        f = _agc_factor(g, w, _as_input([clips[i] for i in whole], len(whole), g), _as_input([epss[i] for i in whole], len(whole), g))
+        fs = list(f.unbind())
+        torch._foreach_mul_([tensors[i] for i in whole], fs)
+        for i, fi in zip(whole, fs):
+            factors[i] = fi
+    return factors
+
+
+# ----------------------------------------------------------------------------- norm histories
+def push_history(buf: Tensor | None, value: Tensor, count: int, size: int) -> Tensor:
+    """A ring buffer of ``size`` values with ``value`` written at position ``count % size``.
+
+    ``count`` is how many values were pushed before (a Python int, so no host sync). Returns a
+    new tensor; ``buf`` is not modified (it may be shared by several state dicts). A ``buf`` of
+    another size (the ``size`` setting changed) is first resized, keeping the newest values.
+    ``None`` starts a new buffer (filled with NaN) of ``value``'s dtype and device.
+    """
+    if buf is None:
+        new = torch.full((size,), math.nan, dtype=value.dtype, device=value.device)
+    elif buf.numel() != size:
+        kept = history_values(buf, count)[-size:]
+        new = torch.full((size,), math.nan, dtype=buf.dtype, device=buf.device)
+        # re-lay the kept values so that the next write position is count % size
+        pos = [(count - len(kept) + j) % size for j in range(len(kept))]
+        if pos:
+            new[torch.tensor(pos, device=buf.device)] = kept
+    else:
+        new = buf.clone()
+    new[count % size] = value.to(new.dtype)
+    return new
+
+
+def history_values(buf: Tensor, count: int) -> Tensor:
+    """The filled part of a ring buffer after ``count`` pushes, oldest first."""
+    size = buf.numel()
+    if count <= size:
+        return buf[:count]
+    start = count % size
+    return torch.cat([buf[start:], buf[:start]])
+
+
+def percentile_threshold(buf: Tensor, count: int, percentile: float) -> Tensor:
+    """The ``percentile``-th percentile (0..100, linear interpolation, as ``numpy.percentile``)
+    of the first ``min(count, len(buf))`` values of ``buf``; NaN entries are ignored."""
+    filled = buf[: min(count, buf.numel())]
+    return torch.nanquantile(filled, percentile / 100.0)
+
+
+# ---------------------------------------------------------------------------------------- ZClip
+class ZClipThreshold(NamedTuple):
+    """What :func:`zclip_threshold` measured (all 0-dim tensors)."""
+
+    threshold: Tensor
+    """The adaptive threshold (only meaningful where ``spike``)."""
+    zscore: Tensor
+    """$z = (g - \\mu) / (\\sigma + \\epsilon)$."""
+    spike: Tensor
+    """Boolean: the norm is an outlier and is clipped to ``threshold``."""
+
+
+def zclip_threshold(
+    norm: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    z_thresh: float,
+    eps: float,
+    mode: str = "zscore",
+    clip_option: str = "adaptive_scaling",
+    clip_factor: float = 1.0,
+) -> ZClipThreshold:
+    r"""ZClip's spike test and threshold (Kumar et al., 2025) for a norm $g$.
+
+    With $\sigma = \sqrt{\text{var}}$ and $z = (g - \mu)/(\sigma + \epsilon)$:
+
+    - ``mode="zscore"``: a spike is $z > z_{thr}$; the threshold is
+      $c\,(\mu + z_{thr}^2 \sigma / z)$ (``clip_option="adaptive_scaling"``, $c$ = ``clip_factor``)
+      or $\mu$ (``"mean"``).
+    - ``mode="percentile"``: the threshold is $\mu + z_{thr}\sigma$ and a spike is $g$ above it.
+    """
+    std = var.sqrt()
+    z = (norm - mean) / (std + eps)
+    if mode == "percentile":
+        thr = mean + z_thresh * std
+        return ZClipThreshold(thr, z, norm > thr)
+    spike = z > z_thresh
+    if clip_option == "mean":
+        thr = mean
+    else:
+        thr = (mean + (z_thresh * z_thresh) * std / z) * clip_factor
+    return ZClipThreshold(thr, z, spike)
+
+
+def ema_mean_var(mean: Tensor, var: Tensor, value: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    r"""$\mu' = \alpha\mu + (1-\alpha)x$, $v' = \alpha v + (1-\alpha)(x - \mu')^2$ (new tensors)."""
+    new_mean = alpha * mean + (1 - alpha) * value
+    new_var = alpha * var + (1 - alpha) * (value - new_mean) ** 2
+    return new_mean, new_var
+
+
+def scale_to_norm_(tensors: Sequence[Tensor], norm: Tensor, max_norm: Tensor | float | None) -> Tensor:
+    r"""Scales ``tensors`` (whose joint norm is ``norm``) by $\min(1, \text{max\_norm}/\text{norm})$
+    in place and returns that factor (1 where ``norm`` is at most ``1e-12`` or ``max_norm`` is None)."""
+    f = norm_factor(norm, max_norm, "clip")
+    torch._foreach_mul_(list(tensors), f)
+    return f
+
+
+# ------------------------------------------------------------------------------------ SpikeClip
+def spike_clip_(tensors: Sequence[Tensor], exp_avg_sq: Sequence[Tensor], theta: Scalars) -> None:
+    r"""SPAM's spike-aware clipping (Huang et al., 2025), elementwise and in place:
+    where $g^2 > \theta v$, $g \leftarrow \operatorname{sign}(g)\sqrt{\theta v}$.
+
+    That is $g \leftarrow \operatorname{clamp}(g, -\sqrt{\theta v}, \sqrt{\theta v})$, which is how
+    it is computed (five multi-tensor kernels, no masks). ``theta`` is one value or one per tensor.
+    """
+    tensors = list(tensors)
+    if not tensors:
+        return
+    th = theta if isinstance(theta, (int, float)) else _values(theta, len(tensors))
+    bound = torch._foreach_mul(list(exp_avg_sq), th)
+    torch._foreach_sqrt_(bound)
+    torch._foreach_clamp_max_(tensors, bound)
+    torch._foreach_neg_(bound)
+    torch._foreach_clamp_min_(tensors, bound)
+
+
+def ema_sq_(exp_avg_sq: Sequence[Tensor], tensors: Sequence[Tensor], beta: Scalars) -> None:
+    r"""$v \leftarrow \beta v + (1-\beta) g^2$ in place; ``beta`` is one value or one per tensor."""
+    exp_avg_sq = list(exp_avg_sq)
+    if not exp_avg_sq:
+        return
+    if isinstance(beta, (int, float)):
+        torch._foreach_mul_(exp_avg_sq, beta)
+        torch._foreach_addcmul_(exp_avg_sq, list(tensors), list(tensors), 1 - beta)
+    else:
+        b = _values(beta, len(exp_avg_sq))
+        torch._foreach_mul_(exp_avg_sq, b)
+        torch._foreach_addcmul_(exp_avg_sq, list(tensors), list(tensors), [1 - x for x in b])
+
+
+# ---------------------------------------------------------------------------------------- guards
+def norm_zscore(norm: Tensor, window: Tensor, min_rel_std: float = MIN_REL_STD) -> Tensor:
+    r"""$z = (g - \mu) / \max(\sigma, r\mu)$ of ``norm`` against the values in ``window``.
+
+    $\mu$ and $\sigma$ are the mean and the unbiased standard deviation of the values in
+    ``window`` (NaN entries, unfilled slots, are ignored; at least two values), $r$ = ``min_rel_std``.
+    """
+    finite = ~torch.isnan(window)
+    k = finite.sum()
+    mean = torch.nansum(window) / k
+    std = (torch.where(finite, window - mean, 0.0).square().sum() / (k - 1)).sqrt()
+    return (norm.to(window.dtype) - mean) / torch.maximum(std, min_rel_std * mean)
+
+
+def all_finite(tensors: Sequence[Tensor]) -> Tensor:
+    """A 0-dim boolean tensor: no element of ``tensors`` is NaN or infinite (no host sync).
+
+    Computed from each tensor's max-abs (NaN propagates through it) in one multi-tensor kernel
+    per dtype.
+    """
+    by_dtype: dict[torch.dtype, list[Tensor]] = {}
+    for t in tensors:
+        if t.numel() > 0:
+            by_dtype.setdefault(t.dtype, []).append(t)
+    flags = [torch.isfinite(torch.stack(torch._foreach_norm(ts, math.inf))).all() for ts in by_dtype.values()]
+    if not flags:
+        return torch.ones((), dtype=torch.bool)
+    return flags[0] if len(flags) == 1 else torch.stack(flags).all()

@@ -1,0 +1,167 @@
+"""``RMSprop``: divides the update by the root of a moving average of its squares (Hinton, 2012)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ...core.settings import group_by, resolve, subset
+from ...core.transform import Transform
+from ...functional.powers import abs_pow
+from ...functional.rmsprop import rmsprop_denominator, rmsprop_moments_, rmsprop_second_moment
+from ...utils.validation import check_beta, check_bool, check_choice, check_number
+
+__all__ = ["RMSprop"]
+
+RMSPROP_INITS = ("zeros", "update")
+_STRUCTURE = ("centered", "debiased", "amsgrad", "pow", "init")
+
+
+class RMSprop(Transform):
+    r"""RMSprop: divides the update by the root of a moving average of its squares.
+
+    With $\beta$ = ``smoothing``, step $t$ (counted per parameter) and $p$ = ``pow``:
+
+    $$
+    \begin{aligned}
+    v_t &= \beta v_{t-1} + (1-\beta)\,|u_t|^p, \qquad
+    m_t = \beta m_{t-1} + (1-\beta)\, u_t \ \text{(centered only)} \\
+    c_t &= 1 - \beta^t \ \text{(debiased, with } \texttt{init="zeros"}\text{)}, \quad \text{else } c_t = 1 \\
+    D_t &= \max\!\left(\frac{v_t}{c_t} - \left|\frac{m_t}{c_t}\right|^p,\ 0\right) \ \text{(centered)}, \quad
+        \text{else } D_t = \frac{v_t}{c_t} \\
+    \hat D_t &= \max(\hat D_{t-1}, D_t) \ \text{(amsgrad)}, \quad \text{else } \hat D_t = D_t \\
+    u_t &\leftarrow \frac{u_t}{\hat D_t^{1/p} + \epsilon}
+    \end{aligned}
+    $$
+
+    Followed by ``LR(lr)`` it is ``torch.optim.RMSprop(lr=lr, alpha=smoothing, eps=eps,
+    centered=centered)``. The $\max(\cdot, 0)$ of the centered variance only changes values that
+    rounding made negative (where torch would return NaN).
+
+    With ``init="update"`` the averages start at the first update ($v_1 = |u_1|^p$,
+    $m_1 = u_1$) instead of at zero; they are then not biased towards zero, so ``debiased`` has no
+    effect ($c_t = 1$).
+
+    Args:
+        smoothing: the averaging coefficient $\beta$ (torch's ``alpha``), in ``[0, 1)``
+            (default: ``0.99``).
+        eps: added to the denominator, ``>= 0`` (default: ``1e-8``).
+        centered: subtract the square of the moving average of the update, dividing by an
+            estimate of the variance instead of the second moment (default: ``False``).
+        debiased: divide the averages by $1-\beta^t$ as Adam does (default: ``False``).
+        amsgrad: divide by the running maximum of $D$ (default: ``False``).
+        pow: the power $p$ of the moving average and of its root (default: ``2``).
+        init: ``"zeros"`` (default, as torch) or ``"update"``: where the averages start.
+        inner: modules applied to the update after the averages are updated and before it is
+            divided (default: ``None``).
+
+    Example:
+        ``torch.optim.RMSprop(params, lr=1e-3, centered=True)`` as a chain:
+
+        >>> import torch, torchzero as tz
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = tz.Modular(model.parameters(), tz.m.RMSprop(centered=True), tz.m.LR(1e-3))
+
+        Clip the gradient first, clip the preconditioned update after:
+
+        >>> opt = tz.Modular(model.parameters(), tz.m.ClipNorm(1.0), tz.m.RMSprop(), tz.m.ClipValue(1.0), tz.m.LR(1e-3))
+
+    References:
+        Hinton, G., Srivastava, N., & Swersky, K. (2012). Lecture 6e: rmsprop, Neural Networks
+        for Machine Learning. https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
+
+        Graves, A. (2013). Generating sequences with recurrent neural networks (the centered
+        variant). https://arxiv.org/abs/1308.0850
+    """
+
+    def __init__(
+        self,
+        smoothing: float = 0.99,
+        eps: float = 1e-8,
+        centered: bool = False,
+        debiased: bool = False,
+        amsgrad: bool = False,
+        pow: float = 2,
+        init: str = "zeros",
+        inner: Any = None,
+    ):
+        defaults = dict(
+            smoothing=smoothing, eps=eps, centered=centered, debiased=debiased, amsgrad=amsgrad, pow=pow, init=init
+        )
+        super().__init__(defaults, inner=inner)
+
+    def validate_settings(self, s: Mapping[str, Any]) -> None:
+        o = "RMSprop"
+        if "smoothing" in s:
+            check_beta("smoothing", s["smoothing"], owner=o)
+        if "eps" in s:
+            check_number("eps", s["eps"], owner=o, min=0.0)
+        for key in ("centered", "debiased", "amsgrad"):
+            if key in s:
+                check_bool(key, s[key], owner=o)
+        if "pow" in s:
+            check_number("pow", s["pow"], owner=o, min=0.0, min_inclusive=False)
+        if "init" in s:
+            check_choice("init", s["init"], RMSPROP_INITS, owner=o)
+
+    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        (smoothing,) = resolve(settings, "smoothing")
+        for (centered, debiased, amsgrad, pow_, init), idx in group_by(settings, *_STRUCTURE):
+            ts = [tensors[i] for i in idx]
+            sts = [states[i] for i in idx]
+            beta = subset(smoothing, idx)
+            # tensors whose averages are formed from this update (all but those just initialised from it)
+            ema_idx = list(range(len(idx)))
+            if init == "update":
+                fresh = [j for j, st in enumerate(sts) if "exp_avg_sq" not in st]
+                if fresh:
+                    for j, v in zip(fresh, abs_pow([ts[j] for j in fresh], pow_)):
+                        sts[j].update(step=0, exp_avg_sq=v)
+                        if centered:
+                            sts[j]["exp_avg"] = ts[j].clone()
+                    ema_idx = [j for j in ema_idx if j not in set(fresh)]
+            for t, st in zip(ts, sts):
+                if "exp_avg_sq" not in st:
+                    st["step"] = 0
+                    st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+                if centered and "exp_avg" not in st:
+                    st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format) if init == "zeros" else t.clone()
+                st["step"] += 1
+            if ema_idx:
+                e_sts = [sts[j] for j in ema_idx]
+                rmsprop_moments_(
+                    [ts[j] for j in ema_idx],
+                    [st["exp_avg_sq"] for st in e_sts],
+                    subset(beta, ema_idx),
+                    pow_,
+                    [st["exp_avg"] for st in e_sts] if centered else None,
+                )
+            if amsgrad:
+                d = _second_moment(sts, beta, centered, debiased and init == "zeros", pow_)
+                for st, di in zip(sts, d):
+                    if "max_exp_avg_sq" not in st:
+                        st["max_exp_avg_sq"] = torch.zeros_like(di)
+                torch._foreach_maximum_([st["max_exp_avg_sq"] for st in sts], d)
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        smoothing, eps = resolve(settings, "smoothing", "eps")
+        for (centered, debiased, amsgrad, pow_, init), idx in group_by(settings, *_STRUCTURE):
+            sts = [states[i] for i in idx]
+            if amsgrad:
+                d = [st["max_exp_avg_sq"] for st in sts]
+            else:
+                d = _second_moment(sts, subset(smoothing, idx), centered, debiased and init == "zeros", pow_)
+            torch._foreach_div_([tensors[i] for i in idx], rmsprop_denominator(d, subset(eps, idx), pow_))
+        return tensors
+
+
+def _second_moment(sts, smoothing, centered, debiased, pow_):  # type: ignore[no-untyped-def]
+    return rmsprop_second_moment(
+        [st["exp_avg_sq"] for st in sts],
+        [st["step"] for st in sts],
+        smoothing,
+        pow_,
+        [st["exp_avg"] for st in sts] if centered else None,
+        debiased,
+    )
