@@ -111,9 +111,11 @@ class FusedAdam:
             if any(s["scale_target"] != spec0["scale_target"] or s["scale_ord"] != spec0["scale_ord"] for s in specs):
                 return False
             n = global_norm(all_grads, spec0["scale_ord"])
+        factors = []
         for (group, params, grads), spec in zip(groups, specs):
             if self.scale is not None:
                 factor = norm_factor(n, spec["scale_value"], spec["scale_mode"])
+                factors.append(factor)
                 if spec["scale_target"] == "update":
                     # p.grad must keep the raw gradient, but the kernel writes the scaled gradient
                     # back into its input: give it a copy (a buffer reused across steps).
@@ -125,6 +127,8 @@ class FusedAdam:
                 else:
                     grad_scale = factor.reciprocal().to(torch.float32)
             self._adam(params, grads, spec, grad_scale)
+        if self.scale is not None:
+            self.scale.record_stats(norm=[n], factor=factors, is_global=True)
         return True
 
     def _copy(self, grads: list[Tensor]) -> list[Tensor]:

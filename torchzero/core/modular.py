@@ -111,9 +111,11 @@ class Modular(torch.optim.Optimizer):
         >>> loss.backward(); opt.step(); opt.zero_grad()
     """
 
-    def __init__(self, params: Any, *modules: Chainable, fused: bool | None = None):
+    def __init__(self, params: Any, *modules: Chainable, fused: bool | None = None, full_stats: bool = False):
         if fused is not None and not isinstance(fused, bool):
             raise TypeError(f"Modular: fused must be None, True or False, got {fused!r}")
+        if not isinstance(full_stats, bool):
+            raise TypeError(f"Modular: full_stats must be True or False, got {full_stats!r}")
         flat = flatten_modules(modules, "Modular")
         if not flat:
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
@@ -124,6 +126,9 @@ class Modular(torch.optim.Optimizer):
                 defaults.setdefault(key, m.defaults[key])
         super().__init__(_as_params(params), defaults)
         self.state = _StateView(self)  # type: ignore[assignment]
+        self._modules = [m for _, m in self.chain.named_modules()]
+        for m in self._modules:
+            m.full_stats = full_stats
         self._fused_plan = None if fused is False else plan(self.chain.modules)
         if fused and (
             self._fused_plan is None
@@ -187,6 +192,9 @@ class Modular(torch.optim.Optimizer):
                 groups.append((group, gp, gg))
         if not groups:
             return loss
+        for m in self._modules:
+            if m._last_stats:
+                m._last_stats = {}
         if self._fused_plan is not None and self._fused_plan.step(groups):
             return loss
         params = [p for _, gp, _ in groups for p in gp]
@@ -197,6 +205,38 @@ class Modular(torch.optim.Optimizer):
             update = var.update if var.update is not None else var.grad
             torch._foreach_sub_(params, update)
         return loss
+
+    # ------------------------------------------------------------------ statistics
+    def stats(self) -> dict[str, Tensor]:
+        """What the modules measured and did on the last step, as one flat dict of 0-dim tensors.
+
+        Keys are ``"<Module>/<stat>"`` (``"<Module>.<path>/<stat>"`` when the chain has several
+        modules of that class), e.g. ``{"ClipNorm/norm": tensor(3.2), "ClipNorm/factor":
+        tensor(0.31), "ClipNorm/clipped": tensor(1.)}``. Values stay on the device and are
+        computed without a host sync; call ``.item()`` (or pass them to your logger) when you
+        log. Norm-based clipping modules always record; elementwise ones (``ClipValue`` and
+        the like) record only with ``Modular(..., full_stats=True)``, since counting clipped
+        elements costs a pass over the data.
+
+        Example:
+            >>> import torch, torchzero as tz
+            >>> w = torch.nn.Parameter(torch.zeros(2))
+            >>> opt = tz.Modular([w], tz.m.ClipNorm(1.0, dim="global"), tz.m.LR(0.1))
+            >>> w.grad = torch.tensor([3.0, 4.0]); opt.step()
+            >>> {k: round(v.item(), 3) for k, v in opt.stats().items()}
+            {'ClipNorm/norm': 5.0, 'ClipNorm/factor': 0.2, 'ClipNorm/clipped': 1.0}
+        """
+        named = [(path, m) for path, m in self.chain.named_modules() if path]
+        counts: dict[str, int] = {}
+        for _, m in named:
+            counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+        out: dict[str, Tensor] = {}
+        for path, m in named:
+            name = type(m).__name__
+            prefix = name if counts[name] == 1 else f"{name}.{path}"
+            for k, v in m.stats().items():
+                out[f"{prefix}/{k}"] = v
+        return out
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -232,7 +272,7 @@ class Modular(torch.optim.Optimizer):
         self.state = view  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan}
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

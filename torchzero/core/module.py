@@ -49,6 +49,8 @@ class Module(ABC):
         self._settings: dict[Tensor, ChainMap[str, Any]] = {}
         self._params: list[Tensor] = []
         self._overrides_any = False
+        self._last_stats: dict[str, Any] = {}
+        self.full_stats = False
 
     # ----------------------------------------------------------------- settings
     def validate_settings(self, settings: Mapping[str, Any]) -> None:
@@ -125,6 +127,25 @@ class Module(ABC):
         yield prefix, self
         for name, child in self.children.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    # ----------------------------------------------------------------- statistics
+    def record_stats(self, **raw: Any) -> None:
+        """Keeps what this step measured (tensor references: no copies, no host sync).
+
+        :meth:`stats` summarizes them when asked; :class:`Modular` clears them before each step.
+        """
+        self._last_stats = raw
+
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Turns recorded values into the statistics :meth:`stats` returns. Default: as recorded."""
+        return dict(raw)
+
+    def stats(self) -> dict[str, Any]:
+        """Statistics of the last step (0-dim tensors), e.g. ``{"norm": ..., "factor": ...}``.
+
+        Empty if the module recorded nothing (it has no statistics, or did not run).
+        """
+        return self.summarize_stats(self._last_stats) if self._last_stats else {}
 
     # ----------------------------------------------------------------- stepping
     @abstractmethod

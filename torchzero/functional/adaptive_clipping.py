@@ -26,6 +26,7 @@ __all__ = [
     "agc_",
     "push_history",
     "history_values",
+    "filled",
     "percentile_threshold",
     "ZClipThreshold",
     "zclip_threshold",
@@ -161,31 +162,32 @@ def agc_(
 
 
 # ----------------------------------------------------------------------------- norm histories
-def push_history(buf: Tensor | None, value: Tensor, count: int, size: int) -> Tensor:
-    """A ring buffer of ``size`` values with ``value`` written at position ``count % size``.
+def push_history(buf: Tensor | None, value: Tensor, count: int, size: int) -> tuple[Tensor, int]:
+    """Pushes ``value`` into a ring buffer of ``size`` values; returns the new buffer and count.
 
-    ``count`` is how many values were pushed before (a Python int, so no host sync). Returns a
-    new tensor; ``buf`` is not modified (it may be shared by several state dicts). A ``buf`` of
-    another size (the ``size`` setting changed) is first resized, keeping the newest values.
-    ``None`` starts a new buffer (filled with NaN) of ``value``'s dtype and device.
+    ``count`` is the number of values pushed so far (a Python int, so no host sync): the buffer
+    holds the last ``min(count, size)`` of them, the next one goes to position ``count % size``.
+    The result is a new tensor; ``buf`` is not modified (it may be shared by several state dicts).
+    ``None`` starts a new buffer (zeros) of ``value``'s dtype and device. A ``buf`` of another size
+    (the size setting changed) is first re-laid out, keeping the newest values, oldest first,
+    and ``count`` restarts at their number.
     """
     if buf is None:
-        new = torch.full((size,), math.nan, dtype=value.dtype, device=value.device)
+        new = torch.zeros((size,), dtype=value.dtype, device=value.device)
+        count = 0
     elif buf.numel() != size:
         kept = history_values(buf, count)[-size:]
-        new = torch.full((size,), math.nan, dtype=buf.dtype, device=buf.device)
-        # re-lay the kept values so that the next write position is count % size
-        pos = [(count - len(kept) + j) % size for j in range(len(kept))]
-        if pos:
-            new[torch.tensor(pos, device=buf.device)] = kept
+        new = torch.zeros((size,), dtype=buf.dtype, device=buf.device)
+        new[: kept.numel()] = kept
+        count = kept.numel()
     else:
         new = buf.clone()
     new[count % size] = value.to(new.dtype)
-    return new
+    return new, count + 1
 
 
 def history_values(buf: Tensor, count: int) -> Tensor:
-    """The filled part of a ring buffer after ``count`` pushes, oldest first."""
+    """The values held by a ring buffer after ``count`` pushes, oldest first."""
     size = buf.numel()
     if count <= size:
         return buf[:count]
@@ -193,11 +195,16 @@ def history_values(buf: Tensor, count: int) -> Tensor:
     return torch.cat([buf[start:], buf[:start]])
 
 
-def percentile_threshold(buf: Tensor, count: int, percentile: float) -> Tensor:
+def filled(buf: Tensor, count: int) -> Tensor:
+    """The values held by a ring buffer after ``count`` pushes, in storage order (cheaper than
+    :func:`history_values` when the order does not matter)."""
+    return buf[: min(count, buf.numel())]
+
+
+def percentile_threshold(values: Tensor, percentile: float) -> Tensor:
     """The ``percentile``-th percentile (0..100, linear interpolation, as ``numpy.percentile``)
-    of the first ``min(count, len(buf))`` values of ``buf``; NaN entries are ignored."""
-    filled = buf[: min(count, buf.numel())]
-    return torch.nanquantile(filled, percentile / 100.0)
+    of ``values``; NaN values are ignored."""
+    return torch.nanquantile(values, percentile / 100.0)
 
 
 # ---------------------------------------------------------------------------------------- ZClip
@@ -297,12 +304,10 @@ def norm_zscore(norm: Tensor, window: Tensor, min_rel_std: float = MIN_REL_STD) 
     r"""$z = (g - \mu) / \max(\sigma, r\mu)$ of ``norm`` against the values in ``window``.
 
     $\mu$ and $\sigma$ are the mean and the unbiased standard deviation of the values in
-    ``window`` (NaN entries, unfilled slots, are ignored; at least two values), $r$ = ``min_rel_std``.
+    ``window`` (at least two), $r$ = ``min_rel_std``.
     """
-    finite = ~torch.isnan(window)
-    k = finite.sum()
-    mean = torch.nansum(window) / k
-    std = (torch.where(finite, window - mean, 0.0).square().sum() / (k - 1)).sqrt()
+    mean = window.mean()
+    std = window.std()
     return (norm.to(window.dtype) - mean) / torch.maximum(std, min_rel_std * mean)
 
 

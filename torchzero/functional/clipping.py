@@ -59,6 +59,7 @@ def scale_by_norm_(
     min_size: int,
     mode: str,
     min_norm: Scalars | None = None,
+    stats: dict[str, list[Tensor]] | None = None,
 ) -> Tensor | list[Tensor]:
     """Clips (``mode="clip"``) or sets (``mode="normalize"``) the norm of each norm group in place.
 
@@ -72,6 +73,8 @@ def scale_by_norm_(
         min_size: slices with fewer elements are left unchanged.
         mode: ``"clip"`` or ``"normalize"``.
         min_norm: clip only: scale up slices whose norm is below this.
+        stats: if given, the measured norms and applied factors are appended (as tensors, no
+            copies) to ``stats["norm"]`` and ``stats["factor"]``.
 
     Returns:
         The norms measured before scaling: a 0-dim tensor for ``dim="global"``, else a list with
@@ -90,6 +93,9 @@ def scale_by_norm_(
         t_in = None if target is None else _as_factor_input(targets, uni_t, n)
         m_in = None if min_norm is None else _as_factor_input(mins, uni_m, n)
         f = norm_factor(n, t_in, mode, m_in)
+        if stats is not None:
+            stats.setdefault("norm", []).append(n)
+            stats.setdefault("factor", []).append(f)
         if f.ndim == 0:
             torch._foreach_mul_(tensors, f)
         else:
@@ -107,7 +113,11 @@ def scale_by_norm_(
         else:
             n = tensor_norm(t, ord, dims)
             tg = None if targets[i] is None else targets[i]
-            t.mul_(norm_factor(n, tg, mode, mins[i]).to(t.dtype))
+            f = norm_factor(n, tg, mode, mins[i])
+            t.mul_(f.to(t.dtype))
+            if stats is not None:
+                stats.setdefault("norm", []).append(n)
+                stats.setdefault("factor", []).append(f)
             norms[i] = n
     if whole:
         group = [tensors[i] for i in whole]
@@ -118,6 +128,9 @@ def scale_by_norm_(
         m_in = None if min_norm is None else _as_factor_input([mins[i] for i in whole], uni_m, stacked)
         f = norm_factor(stacked, t_in, mode, m_in)
         torch._foreach_mul_(group, list(f.unbind()))
+        if stats is not None:
+            stats.setdefault("norm", []).append(stacked)
+            stats.setdefault("factor", []).append(f)
         for i, x in zip(whole, ns):
             norms[i] = x
     return norms

@@ -1,16 +1,18 @@
 """Value and norm clipping, normalization and centralization: modules and in-place functions."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ...core.settings import group_by, resolve, subset
+from ...core.settings import group_by, is_uniform, resolve, subset
 from ...core.transform import Transform
 from ...functional.clipping import centralize_, clip_value_, scale_by_norm_
-from ...functional.norms import Dim, Ord, parse_ord
+from ...functional.norms import Dim, Ord, parse_ord, tensor_norms
+from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_number, check_optional_number
 from .common import check_nonneg, check_norm_group_settings, check_norm_settings
 
@@ -56,6 +58,10 @@ class ClipValue(Transform):
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         (value,) = resolve(settings, "value")
+        if self.full_stats:
+            max_abs = torch.stack(tensor_norms(tensors, math.inf))
+            bound = torch.as_tensor(value if is_uniform(value) else list(value), dtype=max_abs.dtype)
+            self.record_stats(max_abs=max_abs.max(), clip_frac=(max_abs > bound).float().mean())
         clip_value_(tensors, value)
         return tensors
 
@@ -80,10 +86,19 @@ class _NormScale(Transform):
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         (target,) = resolve(settings, self.TARGET_KEY)
+        stats: dict[str, list[Tensor]] = {}
+        is_global = True
         for (ord, dim, inverse_dims, min_size), idx in group_by(settings, *_NORM_KEYS):
             sub = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
-            scale_by_norm_(sub, subset(target, idx), parse_ord(ord), dim, inverse_dims, min_size, self.MODE)
+            scale_by_norm_(sub, subset(target, idx), parse_ord(ord), dim, inverse_dims, min_size, self.MODE, stats=stats)
+            is_global = is_global and dim == "global"
+        self.record_stats(**stats, is_global=is_global)
         return tensors
+
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``norm``/``factor``/``clipped`` for a global norm, else ``norm_max``, ``norm_mean``,
+        ``factor_min``, ``factor_max`` and ``clip_frac`` (over tensors or slices)."""
+        return summarize_norm_scaling(raw, raw["is_global"])
 
 
 class ClipNorm(_NormScale):

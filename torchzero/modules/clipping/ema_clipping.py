@@ -11,6 +11,7 @@ from ...core.settings import group_by, is_uniform, resolve, subset
 from ...core.transform import Transform
 from ...core.var import Var
 from ...functional.norms import Ord, global_norm, parse_ord, tensor_norms
+from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_beta, check_bool, check_choice, check_number, check_optional_number
 
 __all__ = ["ClipNormByEMA", "NormalizeByEMA", "ClipValueByEMA"]
@@ -92,12 +93,26 @@ class ClipNormByEMA(Transform):
 
     def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         beta, eps, ema_init = resolve(settings, "beta", "eps", "ema_init")
+        stats: dict[str, list[Tensor]] = {"norm": [], "factor": [], "ema_norm": []}
+        is_global = True
         for (ord, tensorwise, growth), idx in group_by(settings, "ord", "tensorwise", "max_ema_growth"):
             ts = [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
-            self._update_group(ts, sts, subset(beta, idx), subset(eps, idx), subset(ema_init, idx), parse_ord(ord), tensorwise, growth)
+            u_norm, e, d = self._update_group(ts, sts, subset(beta, idx), subset(eps, idx), subset(ema_init, idx), parse_ord(ord), tensorwise, growth)
+            stats["norm"].append(u_norm)
+            stats["factor"].append(d.reciprocal())
+            stats["ema_norm"].append(e)
+            is_global = is_global and not tensorwise
+        self.record_stats(**stats, is_global=is_global)
 
-    def _update_group(self, ts, sts, beta, eps, ema_init, ord, tensorwise, growth) -> None:  # type: ignore[no-untyped-def]
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """As :class:`ClipNorm`'s (``factor`` is $1/d$), plus ``ema_norm`` (its mean over tensors)."""
+        out = summarize_norm_scaling(raw, raw["is_global"])
+        out["ema_norm"] = torch.cat([e.reshape(-1).float() for e in raw["ema_norm"]]).mean()
+        return out
+
+    def _update_group(self, ts, sts, beta, eps, ema_init, ord, tensorwise, growth):  # type: ignore[no-untyped-def]
+        """Steps 1-3 for one group; keeps the divisor in state and returns (norm, ema norm, divisor)."""
         ema = _init_ema(ts, sts, ema_init, absolute=False)
         torch._foreach_lerp_(ema, ts, 1 - beta if is_uniform(beta) else [1 - b for b in beta])
         if tensorwise:
@@ -125,6 +140,7 @@ class ClipNormByEMA(Transform):
         for st, e_i, d_i in zip(sts, e_parts, d_parts):
             st["ema_norm"] = e_i
             st["divisor"] = d_i
+        return u_norm, e, d
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         torch._foreach_div_(tensors, [st["divisor"] for st in states])
@@ -195,8 +211,11 @@ class ClipValueByEMA(Transform):
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         return self._clamp(tensors, [st["ema"] for st in states])
 
-    @staticmethod
-    def _clamp(tensors: list[Tensor], bound: list[Tensor]) -> list[Tensor]:
+    def _clamp(self, tensors: list[Tensor], bound: list[Tensor]) -> list[Tensor]:
+        if self.full_stats:
+            clipped = sum((t.abs() > b).sum() for t, b in zip(tensors, bound))
+            total = sum(t.numel() for t in tensors)
+            self.record_stats(clip_frac=clipped / max(total, 1), bound_mean=torch.stack([b.float().mean() for b in bound]).mean())
         torch._foreach_clamp_max_(tensors, bound)
         torch._foreach_clamp_min_(tensors, torch._foreach_neg(bound))
         return tensors

@@ -10,6 +10,7 @@ from torch import Tensor
 from ...core.settings import group_by
 from ...core.transform import TensorwiseTransform, Transform
 from ...functional.norms import Ord, global_norm, parse_ord, tensor_norms
+from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_bool, check_optional_number
 
 __all__ = ["ClipValueGrowth", "ClipNormGrowth"]
@@ -91,9 +92,21 @@ class ClipValueGrowth(TensorwiseTransform):
         else:
             assert r is not None
             state["prev"] = torch.where(r < 1 / max_decay, prev / max_decay, u)
+        if self.full_stats:
+            state_changed = (u != tensor).sum()
+            self._changed.append(state_changed)
+            self._total += tensor.numel()
         if u is not tensor:
             tensor.copy_(u)
         return tensor
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        self._changed: list[Tensor] = []
+        self._total = 0
+        out = super().apply_tensors(tensors, params, grads, loss, states, settings)
+        if self.full_stats and self._changed:
+            self.record_stats(clip_frac=torch.stack(self._changed).sum() / max(self._total, 1))
+        return out
 
 
 class ClipNormGrowth(Transform):
@@ -154,16 +167,28 @@ class ClipNormGrowth(Transform):
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         keys = ("add", "mul", "min_value", "max_decay", "ord", "parameterwise")
+        stats: dict[str, list[Tensor]] = {"norm": [], "factor": []}
+        is_global = True
         for (add, mul, min_value, max_decay, ord, tensorwise), idx in group_by(settings, *keys):
             if add is None and mul is None:
                 continue
             ts = [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
-            _clip_norm_growth_(ts, sts, add, mul, min_value, max_decay, parse_ord(ord), tensorwise)
+            n, d = _clip_norm_growth_(ts, sts, add, mul, min_value, max_decay, parse_ord(ord), tensorwise)
+            stats["norm"].append(n)
+            stats["factor"].append(d.reciprocal())
+            is_global = is_global and not tensorwise
+        if stats["norm"]:
+            self.record_stats(**stats, is_global=is_global)
         return tensors
 
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """As :class:`ClipNorm`'s, with ``factor`` $= 1/d$."""
+        return summarize_norm_scaling(raw, raw["is_global"])
 
-def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, min_value, max_decay, ord, tensorwise) -> None:  # type: ignore[no-untyped-def]
+
+def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, min_value, max_decay, ord, tensorwise) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
+    """One group of ClipNormGrowth, in place; returns the norm(s) before and the divisor(s)."""
     if tensorwise:
         n = torch.stack(tensor_norms(ts, ord))
         first = [("prev_norm" not in st) for st in sts]
@@ -196,3 +221,4 @@ def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, mi
         for st in sts:
             st["prev_norm"] = new
         torch._foreach_div_(ts, d)
+    return n, d
