@@ -89,8 +89,11 @@ class FusedAdam:
             spec.update(s)
         return spec
 
-    def step(self, groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]) -> bool:
-        """Performs the step for ``(group, params, grads)`` triples; ``False`` if it can't."""
+    def step(self, groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]], l2_norm: Tensor | None = None) -> bool:
+        """Performs the step for ``(group, params, grads)`` triples; ``False`` if it can't.
+
+        ``l2_norm``: the global L2 norm of the gradients if already computed (reused by an L2 clip).
+        """
         if any(m._overrides_any for m in self.modules):  # per-parameter overrides: general path
             return False
         specs = []
@@ -110,7 +113,7 @@ class FusedAdam:
             spec0 = specs[0]
             if any(s["scale_target"] != spec0["scale_target"] or s["scale_ord"] != spec0["scale_ord"] for s in specs):
                 return False
-            n = global_norm(all_grads, spec0["scale_ord"])
+            n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else global_norm(all_grads, spec0["scale_ord"])
         factors = []
         for (group, params, grads), spec in zip(groups, specs):
             if self.scale is not None:

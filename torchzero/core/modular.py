@@ -9,15 +9,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
+from ..functional.norms import global_norm
+from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
 from .fused import plan
 from .module import Module
 from .var import Var
 
-__all__ = ["Modular"]
+__all__ = ["Modular", "NONFINITE_POLICIES"]
+
+NONFINITE_POLICIES = ("skip", "raise", "propagate")
+"""What :class:`Modular` does on a step whose gradients (or loss) contain NaN or inf."""
 
 
 class _StateView(MutableMapping):
@@ -99,6 +106,18 @@ class Modular(torch.optim.Optimizer):
             or param-group dicts. Param-group keys override the settings of every module that
             has a setting of that name (``{"params": biases, "max_norm": 0.1}``).
         *modules: the modules, in order; lists are flattened.
+        nonfinite: what to do when the gradients (or the closure's loss) contain NaN or inf:
+            ``"skip"`` (default): skip the step, leaving parameters and all module state
+            bitwise unchanged, count it in ``opt.skipped_steps`` and warn; ``"raise"``: raise
+            ``FloatingPointError`` (nothing changed); ``"propagate"``: apply the step as
+            ``torch.optim`` optimizers do (a NaN reaches its own parameter; global norms treat a
+            non-finite norm as "don't clip", so other parameters are not poisoned). The check
+            costs one read of the gradients and one host sync per step (a gradient norm
+            overflowing float32 also counts as non-finite).
+        fused: ``None`` (default): use torch's fused Adam kernels when the chain has a fused
+            form (see the performance guide); ``False``: never; ``True``: require it.
+        full_stats: also record statistics that cost a pass over the data (elementwise
+            clipping fractions); see :meth:`stats` (default: ``False``).
 
     Each param group gets an ``"lr"`` key when the chain has an :class:`~torchzero.m.LR` module
     (its ``lr`` is the default), so every ``torch.optim.lr_scheduler`` works.
@@ -111,7 +130,16 @@ class Modular(torch.optim.Optimizer):
         >>> loss.backward(); opt.step(); opt.zero_grad()
     """
 
-    def __init__(self, params: Any, *modules: Chainable, fused: bool | None = None, full_stats: bool = False):
+    def __init__(
+        self,
+        params: Any,
+        *modules: Chainable,
+        nonfinite: str = "skip",
+        fused: bool | None = None,
+        full_stats: bool = False,
+    ):
+        self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES, owner="Modular")
+        self.skipped_steps = 0
         if fused is not None and not isinstance(fused, bool):
             raise TypeError(f"Modular: fused must be None, True or False, got {fused!r}")
         if not isinstance(full_stats, bool):
@@ -195,7 +223,12 @@ class Modular(torch.optim.Optimizer):
         for m in self._modules:
             if m._last_stats:
                 m._last_stats = {}
-        if self._fused_plan is not None and self._fused_plan.step(groups):
+        total_norm = None
+        if self.nonfinite != "propagate":
+            total_norm = global_norm([g for _, _, gg in groups for g in gg], 2.0)
+            if not self._finite(total_norm, loss):
+                return loss
+        if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):
             return loss
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
@@ -205,6 +238,28 @@ class Modular(torch.optim.Optimizer):
             update = var.update if var.update is not None else var.grad
             torch._foreach_sub_(params, update)
         return loss
+
+    def _finite(self, total_norm: Tensor, loss: Any) -> bool:
+        """Applies the non-finite policy; ``False`` means: skip this step (one host sync)."""
+        bad = ~torch.isfinite(total_norm)
+        if isinstance(loss, Tensor):
+            bad = bad | ~torch.isfinite(loss.detach()).all()
+        if not bool(bad):
+            return True
+        what = "the gradients" if not bool(torch.isfinite(total_norm)) else "the loss"
+        if self.nonfinite == "raise":
+            raise FloatingPointError(
+                f"Modular: {what} of this step contain NaN or inf (gradient norm {total_norm.item()}); nothing was "
+                "changed. Pass nonfinite='skip' to skip such steps, or 'propagate' to apply them as torch.optim does."
+            )
+        self.skipped_steps += 1
+        warnings.warn(
+            f"Modular: skipped a step because {what} contain NaN or inf (skipped so far: {self.skipped_steps}); "
+            "parameters and optimizer state are unchanged",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
 
     # ------------------------------------------------------------------ statistics
     def stats(self) -> dict[str, Tensor]:
@@ -272,7 +327,7 @@ class Modular(torch.optim.Optimizer):
         self.state = view  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules}
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "nonfinite": self.nonfinite, "skipped_steps": self.skipped_steps}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

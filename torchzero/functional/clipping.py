@@ -24,7 +24,8 @@ def norm_factor(n: Tensor, target: float | Tensor | None, mode: str, min_norm: f
     """The factor that scales a slice of norm ``n``.
 
     ``mode="clip"``: ``min(1, target / n)`` (and ``max(1, min_norm / n)`` if ``min_norm``);
-    ``mode="normalize"``: ``target / n``. Where ``n <= 1e-12`` (or NaN) the factor is 1.
+    ``mode="normalize"``: ``target / n``. Where ``n <= 1e-12`` or ``n`` is not finite the factor is
+    1 (nothing to scale by, and one NaN or inf must not zero or poison the rest of a global group).
     """
     if mode == "normalize":
         f = target / n
@@ -32,7 +33,7 @@ def norm_factor(n: Tensor, target: float | Tensor | None, mode: str, min_norm: f
         f = torch.ones_like(n) if target is None else (target / n).clamp(max=1)
         if min_norm is not None:
             f = f * (min_norm / n).clamp(min=1)
-    return torch.where(n > TINY_NORM, f, 1.0)
+    return torch.where((n > TINY_NORM) & torch.isfinite(n), f, 1.0)
 
 
 def _uniform(values: Scalars, n: int) -> tuple[bool, list[float]]:

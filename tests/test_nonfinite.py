@@ -1,0 +1,112 @@
+"""Non-finite gradients, for every module in the registry: the Modular-level policy.
+
+Under ``nonfinite="skip"`` (the default) and ``"raise"`` a bad step changes nothing, bitwise;
+under ``"propagate"`` a NaN reaches only its own parameter.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import pytest
+import torch
+
+import torchzero as tz
+from conftest import make_params, set_grads
+from registry import CASES
+
+SHAPES = [(4, 3), (3,), (2, 2)]
+BAD = {"nan": math.nan, "+inf": math.inf, "-inf": -math.inf}
+cases = [c for c in CASES if not c.needs_closure]
+
+
+def _snapshot(opt, params):
+    return [p.detach().clone() for p in params], copy.deepcopy(opt.state_dict())
+
+
+def _assert_same(snap, opt, params):
+    ps, sd = snap
+    for a, b in zip(ps, params):
+        assert torch.equal(a, b)
+    now = opt.state_dict()["state"]
+    assert sd["state"].keys() == now.keys()
+    for i in now:
+        assert sd["state"][i].keys() == now[i].keys()
+        for k, v in now[i].items():
+            if isinstance(v, torch.Tensor):
+                assert torch.equal(v, sd["state"][i][k]), k
+            else:
+                assert v == sd["state"][i][k], k
+
+
+def _poison(params, value, whole):
+    g = params[0].grad
+    if whole:
+        g.fill_(value)
+    else:
+        g.view(-1)[1] = value
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["one-element", "whole-tensor"])
+@pytest.mark.parametrize("bad", list(BAD))
+@pytest.mark.parametrize("policy", ["skip", "raise"])
+@pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
+def test_bad_step_changes_nothing(case, policy, bad, whole):
+    params = make_params(SHAPES, dtype=torch.float32)
+    opt = tz.Modular(params, case.make(), tz.m.LR(case.lr), nonfinite=policy)
+    for s in range(2):
+        set_grads(params, s)
+        opt.step()
+    snap = _snapshot(opt, params)
+    set_grads(params, 2)
+    _poison(params, BAD[bad], whole)
+    if policy == "raise":
+        with pytest.raises(FloatingPointError, match="NaN or inf"):
+            opt.step()
+    else:
+        with pytest.warns(RuntimeWarning, match="skipped a step"):
+            opt.step()
+        assert opt.skipped_steps == 1
+    _assert_same(snap, opt, params)
+    # and the run goes on normally afterwards
+    set_grads(params, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step()
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+@pytest.mark.parametrize("global_", [False, True], ids=["per-tensor", "global"])
+def test_propagate_keeps_finite_params_finite(global_):
+    # a NaN gradient poisons its own parameter only, also through a global clip
+    params = make_params(SHAPES, dtype=torch.float32)
+    clip = tz.m.ClipNorm(1.0, dim="global" if global_ else None)
+    opt = tz.Modular(params, clip, tz.m.Adam(), tz.m.LR(1e-2), nonfinite="propagate")
+    set_grads(params, 0)
+    params[0].grad.view(-1)[0] = math.nan
+    opt.step()
+    assert torch.isnan(params[0]).any()
+    assert all(torch.isfinite(p).all() for p in params[1:])
+
+
+def test_nonfinite_loss_from_closure_is_skipped():
+    params = make_params(SHAPES, dtype=torch.float32)
+    opt = tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-2))
+    before = [p.detach().clone() for p in params]
+
+    def closure(backward=True):
+        loss = sum((p * p).sum() for p in params) * math.inf
+        if backward:
+            for p in params:
+                p.grad = torch.ones_like(p)
+        return loss
+
+    with pytest.warns(RuntimeWarning, match="the loss"):
+        opt.step(closure)
+    assert all(torch.equal(a, b) for a, b in zip(before, params))
+
+
+def test_bad_policy():
+    with pytest.raises(ValueError, match="nonfinite.*'ignore'"):
+        tz.Modular(make_params([(2,)]), tz.m.LR(0.1), nonfinite="ignore")
