@@ -19,6 +19,7 @@ from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
 from .fused import plan
 from .module import Module
+from .settings import is_uniform, resolve
 from .var import Var
 
 __all__ = ["Modular", "NONFINITE_POLICIES"]
@@ -155,6 +156,9 @@ class Modular(torch.optim.Optimizer):
         super().__init__(_as_params(params), defaults)
         self.state = _StateView(self)  # type: ignore[assignment]
         self._modules = [m for _, m in self.chain.named_modules()]
+        last = self.chain.modules[-1]
+        self._trailing_lr = last if getattr(last, "FUSED_ROLE", None) == "lr" else None
+        self._head = self.chain.modules[:-1] if self._trailing_lr is not None else self.chain.modules
         for m in self._modules:
             m.full_stats = full_stats
         self._fused_plan = None if fused is False else plan(self.chain.modules)
@@ -233,10 +237,22 @@ class Modular(torch.optim.Optimizer):
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
         var = Var(params=params, closure=closure, grad=grads, loss=loss)
-        var = self.chain.step(var)
-        if not var.skip_update:
-            update = var.update if var.update is not None else var.grad
+        lr_module = self._trailing_lr
+        for m in self._head:
+            var = m.step(var)
+            if var.skip_update:
+                return loss
+        update = var.update if var.update is not None else var.grad
+        assert update is not None
+        if lr_module is None:
             torch._foreach_sub_(params, update)
+            return loss
+        # a trailing LR is folded into the parameter update: one pass instead of two
+        (lr,) = resolve([lr_module.settings(p) for p in params], "lr")
+        if is_uniform(lr) and not isinstance(lr, Tensor):
+            torch._foreach_add_(params, update, alpha=-lr)
+        else:
+            torch._foreach_sub_(params, torch._foreach_mul(update, lr if is_uniform(lr) else list(lr)))
         return loss
 
     def _finite(self, total_norm: Tensor, loss: Any) -> bool:
@@ -327,7 +343,7 @@ class Modular(torch.optim.Optimizer):
         self.state = view  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "nonfinite": self.nonfinite, "skipped_steps": self.skipped_steps}
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "_trailing_lr": self._trailing_lr, "_head": self._head, "nonfinite": self.nonfinite, "skipped_steps": self.skipped_steps}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

@@ -85,7 +85,9 @@ def reduce_dims(
         dims = set(range(ndim)) - dims
     if not dims:
         return None
-    size = math.prod(shape[d] for d in dims)
+    size = 1
+    for d in dims:
+        size *= shape[d]
     if size < min_size:
         return None
     return tuple(sorted(dims))
