@@ -182,3 +182,24 @@ def test_target_grad_writes_the_gradient(case):
             # p moved by exactly its (transformed) gradient, and agrees with the update-target run
             torch.testing.assert_close(b - p.detach(), p.grad, rtol=1e-12, atol=1e-12)
             torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+
+
+@case_params
+def test_complex_params_equal_the_run_on_real_views(case):
+    if case.needs_closure:
+        pytest.skip("its closure computes a real loss of real parameters")
+    g = torch.Generator().manual_seed(0)
+    cplx = [torch.randn(s, dtype=torch.complex64, generator=g).requires_grad_() for s in [(4, 3), (3,)]]
+    real = [torch.view_as_real(p.detach()).clone().requires_grad_() for p in cplx]
+    opt_c = _opt(case, cplx)
+    opt_r = _opt(case, real)
+    for s in range(4):
+        gen = torch.Generator().manual_seed(s)
+        for pc, pr in zip(cplx, real):
+            gc = torch.randn(pc.shape, dtype=torch.complex64, generator=gen)
+            pc.grad = gc
+            pr.grad = torch.view_as_real(gc).clone()
+        opt_c.step()
+        opt_r.step()
+    for pc, pr in zip(cplx, real):
+        assert torch.equal(torch.view_as_real(pc.detach()), pr.detach())

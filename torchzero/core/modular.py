@@ -43,6 +43,7 @@ class _StateView(MutableMapping):
 
     def __getitem__(self, p: Tensor) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        p = self._opt._key(p)
         for path, m in self._modules():
             s = m.state.get(p)
             if s:
@@ -60,19 +61,22 @@ class _StateView(MutableMapping):
             else:
                 raise KeyError(f"Modular.load_state_dict: state key {key!r} does not belong to any module of this chain")
         mods = dict(modules)
+        p = self._opt._key(p)
         for path, s in per.items():
             mods[path].state[p] = s
 
     def __delitem__(self, p: Tensor) -> None:
+        p = self._opt._key(p)
         for _, m in self._modules():
             m.state.pop(p, None)
 
     def __iter__(self) -> Iterator[Tensor]:
         seen: dict[Tensor, None] = {}
+        param_of = self._opt._param_of
         for _, m in self._modules():
             for p, s in m.state.items():
                 if s:
-                    seen.setdefault(p, None)
+                    seen.setdefault(param_of.get(p, p), None)
         return iter(seen)
 
     def __len__(self) -> int:
@@ -150,9 +154,13 @@ class Modular(torch.optim.Optimizer):
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
         self.chain = Chain(*flat)
         defaults: dict[str, Any] = {}
-        for _, m in self.chain.named_modules():
+        for m in self.chain.modules:  # top level only: nested modules keep their own values
             for key in m.GROUP_KEYS:
                 defaults.setdefault(key, m.defaults[key])
+        top = {id(m) for m in self.chain.modules}
+        for _, m in self.chain.named_modules():
+            if id(m) not in top:
+                m._hidden_group_keys = frozenset(defaults)
         super().__init__(_as_params(params), defaults)
         self.state = _StateView(self)  # type: ignore[assignment]
         self._modules = [m for _, m in self.chain.named_modules()]
@@ -186,7 +194,20 @@ class Modular(torch.optim.Optimizer):
                     m.validate_settings({name: value})
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        self.chain._bind_group(group)
+        if not hasattr(self, "_real"):
+            self._real: dict[Tensor, Tensor] = {}
+            self._param_of: dict[Tensor, Tensor] = {}
+        for p in group["params"]:
+            if p.is_complex() and p not in self._real:
+                # modules see complex parameters as real views (..., 2), as torch.optim does
+                view = torch.view_as_real(p.detach())
+                self._real[p] = view
+                self._param_of[view] = p
+        self.chain._bind_group(group, [self._key(p) for p in group["params"]])
+
+    def _key(self, p: Tensor) -> Tensor:
+        """The tensor modules see for parameter ``p`` (a real view of a complex parameter)."""
+        return self._real.get(p, p) if self._real else p
 
     # ------------------------------------------------------------------ stepping
     @torch.no_grad()
@@ -212,6 +233,8 @@ class Modular(torch.optim.Optimizer):
             for p in group["params"]:
                 g = p.grad
                 if g is not None:
+                    if g.is_complex():
+                        p, g = self._real[p], torch.view_as_real(g)
                     if g.is_sparse:
                         raise RuntimeError(
                             f"Modular: parameter of shape {tuple(p.shape)} has a sparse gradient, which torchzero modules "
@@ -329,12 +352,12 @@ class Modular(torch.optim.Optimizer):
         self.chain.reset()
         self.chain._unbind()
         for group in self.param_groups:
-            self.chain._bind_group(group)
+            self.chain._bind_group(group, [self._key(p) for p in group["params"]])
         index = [p for g in self.param_groups for p in g["params"]]
         view = _StateView(self)
         for i, flat in saved.items():
             p = index[int(i)]
-            view[p] = {k: (v.to(p.device) if isinstance(v, Tensor) else v) for k, v in flat.items()}
+            view[p] = {k: (v.to(p.device) if isinstance(v, Tensor) else v) for k, v in flat.items()}  # keeps dtype
         modules = dict(self.chain.named_modules())
         for path, gs in global_state.items():
             if path not in modules:
@@ -343,7 +366,7 @@ class Modular(torch.optim.Optimizer):
         self.state = view  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "_trailing_lr": self._trailing_lr, "_head": self._head, "nonfinite": self.nonfinite, "skipped_steps": self.skipped_steps}
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "_real": self._real, "_param_of": self._param_of, "_trailing_lr": self._trailing_lr, "_head": self._head, "nonfinite": self.nonfinite, "skipped_steps": self.skipped_steps}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

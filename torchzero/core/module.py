@@ -49,6 +49,7 @@ class Module(ABC):
         self._settings: dict[Tensor, ChainMap[str, Any]] = {}
         self._params: list[Tensor] = []
         self._overrides_any = False
+        self._hidden_group_keys: frozenset[str] = frozenset()
         self._last_stats: dict[str, Any] = {}
         self.full_stats = False
 
@@ -99,15 +100,21 @@ class Module(ABC):
             self._overrides_any = self._overrides_any or bool(settings)
         return self
 
-    def _bind_group(self, group: dict[str, Any]) -> None:
-        """Links the parameters of a param group to this module and its children (called by Modular)."""
-        for p in group["params"]:
-            if p not in self._settings or self._settings[p].maps[1] is not group:
+    def _bind_group(self, group: dict[str, Any], keys: list[Tensor] | None = None) -> None:
+        """Links the parameters of a param group to this module and its children (called by Modular).
+
+        ``keys``: the tensors modules see for these parameters, if not the parameters themselves
+        (``Modular`` passes real views of complex parameters).
+        """
+        for p in group["params"] if keys is None else keys:
+            current = self._settings.get(p)
+            if current is None or getattr(current.maps[1], "group", current.maps[1]) is not group:
                 if p not in self._settings:
                     self._params.append(p)
-                self._settings[p] = ChainMap(self._overrides.setdefault(p, {}), group, self.defaults)
+                visible = _Without(group, self._hidden_group_keys) if self._hidden_group_keys else group
+                self._settings[p] = ChainMap(self._overrides.setdefault(p, {}), visible, self.defaults)
         for child in self.children.values():
-            child._bind_group(group)
+            child._bind_group(group, keys)
 
     def _unbind(self) -> None:
         self._settings.clear()
@@ -202,3 +209,23 @@ class Module(ABC):
             s = s[:-1] + "\n" + inner + "\n)"
         return s
 
+
+
+class _Without(Mapping):
+    """A live view of a param group without some keys (the ``"lr"`` Modular adds for schedulers
+    is not seen by modules nested inside other modules, e.g. ``ema_tfm=LR(2.0)``)."""
+
+    def __init__(self, group: dict[str, Any], hidden: frozenset[str]):
+        self.group = group
+        self.hidden = hidden
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.hidden:
+            raise KeyError(key)
+        return self.group[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self.group if k not in self.hidden)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -100,7 +100,8 @@ def unit_norms(tensors: Sequence[Tensor], dim: int | Sequence[int] | None, inver
 def _agc_factor(g: Tensor, w: Tensor, clipping: float | Tensor, eps: float | Tensor) -> Tensor:
     allowed = torch.clamp_min(w, eps) if not isinstance(eps, Tensor) else torch.maximum(w, eps)
     allowed = allowed * clipping
-    return torch.where(g > allowed, allowed / g, 1.0)
+    # a non-finite norm is left alone (as norm_factor does): it must not zero its unit
+    return torch.where((g > allowed) & torch.isfinite(g), allowed / g, 1.0)
 
 
 def agc_(
@@ -110,6 +111,7 @@ def agc_(
     eps: Scalars,
     dim: Dim = 0,
     inverse_dims: bool = True,
+    stats: dict[str, list[Tensor]] | None = None,
 ) -> list[Tensor]:
     r"""Unit-wise adaptive gradient clipping (Brock et al., 2021) of ``tensors``, in place.
 
@@ -122,7 +124,10 @@ def agc_(
         params: the parameters, one per tensor, same shapes.
         clipping: $\lambda$, one value or one per tensor.
         eps: $\epsilon$, one value or one per tensor.
-        dim, inverse_dims: the units, as in :func:`unit_norms`, or ``dim="global"``.
+        dim: the units, as in :func:`unit_norms`, or ``dim="global"``.
+        inverse_dims: as in :func:`unit_norms`.
+        stats: if given, the measured unit norms of ``tensors`` and the applied factors are
+            appended (tensors, no copies) to ``stats["norm"]`` and ``stats["factor"]``.
 
     Returns:
         The factor applied to each tensor (keepdim per-unit factors, 0-dim for whole-tensor
@@ -138,6 +143,9 @@ def agc_(
         w = global_norm(params, 2.0).to(g.dtype)
         f = _agc_factor(g, w, _values(clipping, n)[0], _values(eps, n)[0])
         torch._foreach_mul_(tensors, f)
+        if stats is not None:
+            stats.setdefault("norm", []).append(g)
+            stats.setdefault("factor", []).append(f)
         return [f] * n
     clips, epss = _values(clipping, n), _values(eps, n)
     gn = unit_norms(tensors, dim, inverse_dims)  # type: ignore[arg-type]
@@ -149,6 +157,9 @@ def agc_(
             f = _agc_factor(gn[i], wn[i].to(gn[i].dtype), clips[i], epss[i])
             tensors[i].mul_(f.to(tensors[i].dtype))
             factors[i] = f
+            if stats is not None:
+                stats.setdefault("norm", []).append(gn[i])
+                stats.setdefault("factor", []).append(f)
     if whole:
         dtype = torch.float64 if any(gn[i].dtype == torch.float64 for i in whole) else gn[whole[0]].dtype
         g = torch.stack([gn[i].to(dtype) for i in whole])
@@ -158,6 +169,9 @@ def agc_(
         torch._foreach_mul_([tensors[i] for i in whole], fs)
         for i, fi in zip(whole, fs):
             factors[i] = fi
+        if stats is not None:
+            stats.setdefault("norm", []).append(g)
+            stats.setdefault("factor", []).append(f)
     return factors
 
 
@@ -267,22 +281,26 @@ def scale_to_norm_(tensors: Sequence[Tensor], norm: Tensor, max_norm: Tensor | f
 
 
 # ------------------------------------------------------------------------------------ SpikeClip
-def spike_clip_(tensors: Sequence[Tensor], exp_avg_sq: Sequence[Tensor], theta: Scalars) -> None:
+def spike_clip_(tensors: Sequence[Tensor], exp_avg_sq: Sequence[Tensor], theta: Scalars, count: bool = False) -> Tensor | None:
     r"""SPAM's spike-aware clipping (Huang et al., 2025), elementwise and in place:
     where $g^2 > \theta v$, $g \leftarrow \operatorname{sign}(g)\sqrt{\theta v}$.
 
     That is $g \leftarrow \operatorname{clamp}(g, -\sqrt{\theta v}, \sqrt{\theta v})$, which is how
     it is computed (five multi-tensor kernels, no masks). ``theta`` is one value or one per tensor.
+    With ``count=True`` it also returns the number of clipped elements (a 0-dim tensor; one more
+    pass over the data), else None.
     """
     tensors = list(tensors)
     if not tensors:
-        return
+        return torch.zeros(()) if count else None
     th = theta if isinstance(theta, (int, float)) else _values(theta, len(tensors))
     bound = torch._foreach_mul(list(exp_avg_sq), th)
     torch._foreach_sqrt_(bound)
+    n_clipped = torch.stack([(t.abs() > b).sum() for t, b in zip(tensors, bound)]).sum() if count else None
     torch._foreach_clamp_max_(tensors, bound)
     torch._foreach_neg_(bound)
     torch._foreach_clamp_min_(tensors, bound)
+    return n_clipped
 
 
 def ema_sq_(exp_avg_sq: Sequence[Tensor], tensors: Sequence[Tensor], beta: Scalars) -> None:

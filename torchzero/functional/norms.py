@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 Ord = Union[float, Literal["mad", "std", "var", "sum", "l0", "l1", "l2", "l3", "l4", "linf"]]
-"""A norm: a number ``p >= 0`` (``inf`` is max |x|, ``0`` counts nonzeros) or one of :data:`ORD_NAMES`."""
+"""A norm: a number ``p`` as in ``torch.linalg.vector_norm`` (``inf`` is max |x|, ``-inf`` min |x|,
+``0`` counts nonzeros) or one of :data:`ORD_NAMES`."""
 
 Dim = Union[int, Sequence[int], Literal["global"], None]
 """Which dims a norm is taken over: ``None`` (all), ints (those the tensor has), or ``"global"``."""
@@ -42,7 +43,7 @@ def parse_ord(ord: object, owner: str | None = None) -> float | str:
     """Validates ``ord`` and returns a float ``p`` or one of ``"mad" "std" "var" "sum"``.
 
     Raises:
-        ValueError: an unknown string, a negative number or NaN.
+        ValueError: an unknown string or NaN.
         TypeError: anything that is not a number or a string.
     """
     where = f"{owner}: " if owner else ""
@@ -57,8 +58,8 @@ def parse_ord(ord: object, owner: str | None = None) -> float | str:
     if isinstance(ord, bool) or not isinstance(ord, (int, float)):
         raise TypeError(f"{where}ord must be a number or a string, got {ord!r} of type {type(ord).__name__}")
     p = float(ord)
-    if math.isnan(p) or p < 0:
-        raise ValueError(f"{where}ord must be a number >= 0 (or inf), got {ord!r}")
+    if math.isnan(p):
+        raise ValueError(f"{where}ord must be a number (torch.linalg.vector_norm's ord) or one of {', '.join(map(repr, ORD_NAMES))}, got {ord!r}")
     return p
 
 

@@ -109,7 +109,8 @@ class ClipNorm(_NormScale):
 
     Args:
         max_norm: the largest allowed norm, a finite number ``>= 0``.
-        ord: the norm: a number $p \ge 0$ (``inf`` = max |x|), ``"l0"``..``"l4"``, ``"linf"``,
+        ord: the norm: a number $p$ as in ``torch.linalg.vector_norm`` (``inf`` = max |x|,
+            ``0`` = count of nonzeros), ``"l0"``..``"l4"``, ``"linf"``,
             ``"mad"`` (mean |x|), ``"std"``, ``"var"`` or ``"sum"`` (default: ``2``).
         dim: ``None`` (default): one norm per tensor; an int or ints: norms over those dims of
             each tensor that has them; ``"global"``: one norm of all tensors concatenated, like
@@ -281,8 +282,9 @@ def clip_grad_norm_(
 
     Returns:
         The norms measured before clipping: a 0-dim tensor for ``dim="global"``, else a list with
-        one tensor per gradient (the per-slice norms with reduced dims kept; a gradient left
-        unchanged reports the norm of all its elements).
+        one tensor per gradient: a 0-dim norm where the whole tensor is one group, the
+        per-slice norms (reduced dims kept) otherwise; a gradient left unchanged by
+        ``min_size`` reports the norm of all its elements.
 
     Example:
         >>> import torch, torchzero as tz

@@ -136,6 +136,7 @@ class ClipNormByEMA(Transform):
         e_c = e.clamp_min(eps) if is_uniform(eps) else torch.maximum(e, _as_tensor(eps, e))
         d = u_norm / e_c
         d = d.clamp_min(1.0) if not self.NORMALIZE else (d.clamp_min(eps) if is_uniform(eps) else torch.maximum(d, _as_tensor(eps, d)))
+        d = torch.where(torch.isnan(d), 1.0, d)  # e.g. "std" of one element: leave the tensor unchanged
         d_parts = list(d.unbind()) if d.ndim else [d] * len(ts)
         for st, e_i, d_i in zip(sts, e_parts, d_parts):
             st["ema_norm"] = e_i
