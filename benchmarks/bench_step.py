@@ -99,6 +99,171 @@ CASES: list[Case] = [
     ),
 ]
 
+def torch_adamw(params: list[torch.Tensor], lr: float = 1e-3, weight_decay: float = 0.01) -> StepFn:
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return opt.step
+
+
+# Reference sides for "each clipping module + LR": the same math written directly with
+# torch._foreach_* ops on a copy of the gradients (torchzero's modules leave p.grad alone by
+# default too), then p -= lr * update. Stateful ones keep their state in closures.
+LR = 1e-3
+
+
+def _finish(params, update):
+    torch._foreach_add_(params, update, alpha=-LR)
+
+
+def _grads(params):
+    return [p.grad for p in params]
+
+
+def foreach_clip_value(params, value=0.01):
+    def step():
+        u = torch._foreach_clamp_max(_grads(params), value)
+        torch._foreach_clamp_min_(u, -value)
+        _finish(params, u)
+    return step
+
+
+def foreach_clip_norm(params, max_norm=1.0):
+    def step():
+        g = _grads(params)
+        n = torch.stack(torch._foreach_norm(g))
+        f = torch.where(n > 1e-12, (max_norm / n).clamp(max=1), 1.0)
+        u = torch._foreach_mul(g, list(f.unbind()))
+        _finish(params, u)
+    return step
+
+
+def foreach_clip_norm_global(params, max_norm=1.0):
+    def step():
+        g = _grads(params)
+        n = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(g)))
+        f = torch.where(n > 1e-12, (max_norm / n).clamp(max=1), 1.0)
+        u = torch._foreach_mul(g, f)
+        _finish(params, u)
+    return step
+
+
+def foreach_normalize(params, norm_value=1.0):
+    def step():
+        g = _grads(params)
+        n = torch.stack(torch._foreach_norm(g))
+        f = torch.where(n > 1e-12, norm_value / n, 1.0)
+        u = torch._foreach_mul(g, list(f.unbind()))
+        _finish(params, u)
+    return step
+
+
+def foreach_centralize(params):
+    def step():
+        g = _grads(params)
+        u = [t - t.mean(dim=tuple(range(1, t.ndim)), keepdim=True) if t.ndim > 1 else t.clone() for t in g]
+        _finish(params, u)
+    return step
+
+
+def foreach_clip_norm_by_ema(params, beta=0.99, growth=1.5, eps=1e-6, normalize=False):
+    ema = [torch.zeros_like(p) for p in params]
+    prev: list = [None]
+
+    def step():
+        g = _grads(params)
+        torch._foreach_lerp_(ema, g, 1 - beta)
+        e = torch.stack(torch._foreach_norm(ema))
+        if prev[0] is None:
+            prev[0] = e
+        allowed = (prev[0] * growth).clamp_min(1e-6)
+        over = e > allowed
+        torch._foreach_mul_(ema, list(torch.where(over, allowed / e, 1.0).unbind()))
+        e = torch.where(over, allowed, e)
+        prev[0] = e
+        d = torch.stack(torch._foreach_norm(g)) / e.clamp_min(eps)
+        d = d.clamp_min(eps) if normalize else d.clamp_min(1)
+        u = torch._foreach_div(g, list(d.unbind()))
+        _finish(params, u)
+    return step
+
+
+def foreach_clip_value_by_ema(params, beta=0.99):
+    ema = [torch.zeros_like(p) for p in params]
+
+    def step():
+        g = _grads(params)
+        torch._foreach_lerp_(ema, torch._foreach_abs(g), 1 - beta)
+        u = torch._foreach_minimum(g, ema)
+        torch._foreach_maximum_(u, torch._foreach_neg(ema))
+        _finish(params, u)
+    return step
+
+
+def foreach_clip_norm_growth(params, mul=1.5, min_value=1e-4, max_decay=2.0):
+    prev: list = [None]
+
+    def step():
+        g = _grads(params)
+        n = torch.stack(torch._foreach_norm(g))
+        if prev[0] is None:
+            prev[0] = n
+            _finish(params, [t.clone() for t in g])
+            return
+        p = prev[0]
+        d = torch.where(n > p * mul, n / (p * mul), 1.0).clamp_min(min_value)
+        new = torch.where(n / p < 1 / max_decay, p / max_decay, n / d).clamp_min(min_value)
+        prev[0] = new
+        u = torch._foreach_div(g, list(d.unbind()))
+        _finish(params, u)
+    return step
+
+
+def foreach_clip_value_growth(params, mul=1.5, min_value=1e-4, max_decay=2.0):
+    prev: list = [None]
+
+    def step():
+        g = _grads(params)
+        if prev[0] is None:
+            prev[0] = [t.clone() for t in g]
+            _finish(params, [t.clone() for t in g])
+            return
+        pm = torch._foreach_clamp_min(torch._foreach_abs(prev[0]), min_value)
+        r = torch._foreach_div(torch._foreach_abs(g), pm)
+        torch._foreach_clamp_min_(r, 1e-8)
+        u = [torch.where(ri > mul, gi / (ri / mul), gi) for gi, ri in zip(g, r)]
+        prev[0] = [torch.where(ri < 1 / max_decay, pi / max_decay, ui) for pi, ri, ui in zip(prev[0], r, u)]
+        _finish(params, u)
+    return step
+
+
+def _tz(modules_fn):
+    return lambda p: tz.Modular(p, *modules_fn(), tz.m.LR(LR)).step
+
+
+CASES += [
+    Case(
+        name="clipnorm(grad)+adam",
+        tz=lambda p: tz.Modular(p, tz.m.ClipNorm(1.0, dim="global", target="grad"), tz.m.Adam(), tz.m.LR(1e-3)).step,
+        torch=torch_clipnorm_adam,
+        description="as clipnorm+adam, with target='grad' (p.grad holds the clipped gradient, as after torch's clip_grad_norm_)",
+    ),
+    Case(
+        name="adamw",
+        tz=lambda p: tz.Modular(p, tz.m.Adam(), tz.m.WeightDecay(0.01), tz.m.LR(1e-3)).step,
+        torch=torch_adamw,
+        description="Adam, WeightDecay(0.01), LR(1e-3) vs torch.optim.AdamW(weight_decay=0.01, fused=True)",
+    ),
+    Case("ClipValue", _tz(lambda: [tz.m.ClipValue(0.01)]), foreach_clip_value, "vs foreach clamp"),
+    Case("ClipNorm", _tz(lambda: [tz.m.ClipNorm(1.0)]), foreach_clip_norm, "per-tensor, vs foreach norms"),
+    Case("ClipNorm-global", _tz(lambda: [tz.m.ClipNorm(1.0, dim="global")]), foreach_clip_norm_global, "vs foreach global norm"),
+    Case("Normalize", _tz(lambda: [tz.m.Normalize(1.0)]), foreach_normalize, "per-tensor, vs foreach norms"),
+    Case("Centralize", _tz(lambda: [tz.m.Centralize(dim=0, inverse_dims=True)]), foreach_centralize, "per output unit, vs per-tensor means"),
+    Case("ClipNormByEMA", _tz(lambda: [tz.m.ClipNormByEMA()]), foreach_clip_norm_by_ema, "vs foreach EMA"),
+    Case("NormalizeByEMA", _tz(lambda: [tz.m.NormalizeByEMA()]), lambda p: foreach_clip_norm_by_ema(p, normalize=True), "vs foreach EMA"),
+    Case("ClipValueByEMA", _tz(lambda: [tz.m.ClipValueByEMA()]), foreach_clip_value_by_ema, "vs foreach EMA"),
+    Case("ClipValueGrowth", _tz(lambda: [tz.m.ClipValueGrowth()]), foreach_clip_value_growth, "vs foreach/where"),
+    Case("ClipNormGrowth", _tz(lambda: [tz.m.ClipNormGrowth()]), foreach_clip_norm_growth, "vs foreach norms"),
+]
+
 DEFAULT_REPEATS = {"transformer": 15, "small": 50}
 
 
@@ -126,7 +291,7 @@ def _max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float
 def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch.device, seed: int) -> dict:
     p_tz, p_torch = workloads.make_pair(workload, seed=seed, device=device)
     n_tensors, n_params = len(p_tz), sum(p.numel() for p in p_tz)
-    step_tz, step_torch = case.tz(p_tz), case.torch(p_torch)
+    step_tz, step_torch = case.tz(p_tz), torch.no_grad()(case.torch(p_torch))
 
     for _ in range(warmup):
         step_tz()
@@ -179,7 +344,7 @@ def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch
 # --------------------------------------------------------------------------- #
 _COLS = (
     ("workload", "{:<11}", "workload"),
-    ("case", "{:<16}", "case"),
+    ("case", "{:<20}", "case"),
     ("R", "{:>4}", "repeats"),
     ("tz med ms", "{:>10.3f}", "tz_median_ms"),
     ("torch med ms", "{:>12.3f}", "torch_median_ms"),
