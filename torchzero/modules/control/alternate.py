@@ -44,7 +44,10 @@ class Alternate(Module):
                 raise ValueError(f"Alternate: steps must be an int or one int per module ({len(modules)}), got {steps!r}")
         super().__init__({"steps": steps})
         for i, m in enumerate(modules):
-            self.set_child(str(i), m)
+            try:
+                self.set_child(str(i), m)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"Alternate: modules[{i}] must be a module or a non-empty list of modules, got {m!r}") from e
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         if "steps" in s:

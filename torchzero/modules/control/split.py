@@ -117,16 +117,28 @@ class Split(Module):
 
     # ------------------------------------------------------------------ selection
     def _names(self, params: list[Tensor]) -> list[str | None]:
-        """Each parameter's name from its param group's ``"param_names"`` (None where there is none)."""
-        by_group: dict[int, dict[Tensor, str]] = {}
+        """Each parameter's name from its param group's ``"param_names"`` (None where there is none).
+
+        The group is the one ``Modular`` bound to this module (``settings(p).maps[1]``, possibly
+        a view hiding some keys, whose ``.group`` is the dict). A complex parameter is seen by the
+        modules as a real view of it, found by its data pointer.
+        """
+        tables: dict[int, tuple[dict[Tensor, str], dict[int, str]]] = {}
         out: list[str | None] = []
         for p in params:
             group = self.settings(p).maps[1]
-            table = by_group.get(id(group))
+            group = getattr(group, "group", group)
+            table = tables.get(id(group))
             if table is None:
                 names = group.get("param_names")
-                table = by_group[id(group)] = dict(zip(group.get("params", []), names)) if names is not None else {}
-            out.append(table.get(p))
+                members = list(group.get("params", [])) if names is not None else []
+                by_tensor = dict(zip(members, names or []))
+                by_ptr = {q.data_ptr(): n for q, n in zip(members, names or []) if q.is_complex()}
+                table = tables[id(group)] = (by_tensor, by_ptr)
+            name = table[0].get(p)
+            if name is None and table[1] and p.ndim > 0 and p.shape[-1] == 2:
+                name = table[1].get(p.data_ptr())
+            out.append(name)
         return out
 
     def select(self, params: list[Tensor]) -> list[bool]:

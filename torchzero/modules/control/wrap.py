@@ -18,7 +18,7 @@ PREFIX = "opt_"
 def _name(fn: Any) -> str:
     mod = getattr(fn, "__module__", None)
     qual = getattr(fn, "__qualname__", None) or type(fn).__name__
-    return f"{mod}.{qual}" if mod and mod.startswith("torch.optim") else qual
+    return f"torch.optim.{qual}" if mod and mod.startswith("torch.optim") else qual
 
 
 class Wrap(Module):
@@ -135,7 +135,7 @@ class Wrap(Module):
             for p in members:
                 p.grad = None  # parameters without an update this step are skipped by the optimizer
             for p, u in zip(params, update):
-                p.grad = u
+                p.grad = u if u is not p else u.clone()  # apply_transform without params: the tensors are their own params
             opt.step()
             var.update = list(torch._foreach_sub(start, params))
         finally:

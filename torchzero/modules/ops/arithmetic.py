@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from ...core.settings import is_uniform, resolve
 from ...core.transform import Transform
