@@ -105,7 +105,9 @@ class Transform(Module):
         inner = self.children.get("inner")
         if inner is None:
             return tensors
-        return inner.step(var.child(tensors)).get_update()
+        child = inner.step(var.child(tensors))
+        var.absorb(child)
+        return child.get_update()
 
     def context(self, var: Var) -> tuple[list[Tensor], list[Tensor] | None, Any, States, Settings]:
         """``(params, grads, loss, states, settings)`` of this step, as the methods receive them."""

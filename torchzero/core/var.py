@@ -66,6 +66,14 @@ class Var:
             self.update = [g.clone() for g in self.get_grad()]
         return self.update
 
+    def absorb(self, child: Var) -> None:
+        """Takes back what a child ``Var`` learned: a loss or gradients it evaluated, and a skip."""
+        if self.loss is None:
+            self.loss = child.loss
+        if self.grad is None:
+            self.grad = child.grad
+        self.skip_update = self.skip_update or child.skip_update
+
     def child(self, update: list[Tensor]) -> Var:
         """A ``Var`` for inner modules: same params, gradients and loss, the given update."""
         return Var(params=self.params, closure=self.closure, grad=self.grad, update=update, loss=self.loss, storage=self.storage)
