@@ -147,32 +147,29 @@ def agc_(
             stats.setdefault("norm", []).append(g)
             stats.setdefault("factor", []).append(f)
         return [f] * n
-    clips, epss = _values(clipping, n), _values(eps, n)
     gn = unit_norms(tensors, dim, inverse_dims)  # type: ignore[arg-type]
     wn = unit_norms(params, dim, inverse_dims)  # type: ignore[arg-type]
-    factors: list[Tensor] = [None] * n  # type: ignore[list-item]
-    whole = [i for i in range(n) if gn[i].ndim == 0]
-    for i in range(n):
-        if gn[i].ndim != 0:  # per-unit norms of one tensor
-            f = _agc_factor(gn[i], wn[i].to(gn[i].dtype), clips[i], epss[i])
-            tensors[i].mul_(f.to(tensors[i].dtype))
-            factors[i] = f
-            if stats is not None:
-                stats.setdefault("norm", []).append(gn[i])
-                stats.setdefault("factor", []).append(f)
-    if whole:
-        dtype = torch.float64 if any(gn[i].dtype == torch.float64 for i in whole) else gn[whole[0]].dtype
-        g = torch.stack([gn[i].to(dtype) for i in whole])
-        w = torch.stack([wn[i].to(dtype) for i in whole])
-        f = _agc_factor(g, w, _as_input([clips[i] for i in whole], len(whole), g), _as_input([epss[i] for i in whole], len(whole), g))
-        fs = list(f.unbind())
-        torch._foreach_mul_([tensors[i] for i in whole], fs)
-        for i, fi in zip(whole, fs):
-            factors[i] = fi
-        if stats is not None:
-            stats.setdefault("norm", []).append(g)
-            stats.setdefault("factor", []).append(f)
+    # all units of all tensors in one vector: the factors take a few kernels, not a few per tensor
+    dtype = torch.float64 if any(x.dtype == torch.float64 for x in gn) else torch.float32
+    counts = [x.numel() for x in gn]
+    g = torch.cat([x.reshape(-1).to(dtype) for x in gn])
+    w = torch.cat([x.reshape(-1).to(dtype) for x in wn])
+    f = _agc_factor(g, w, _per_unit(clipping, counts, g), _per_unit(eps, counts, g))
+    factors = [part.view(x.shape) for part, x in zip(f.split(counts), gn)]
+    torch._foreach_mul_(tensors, factors)
+    if stats is not None:
+        stats.setdefault("norm", []).append(g)
+        stats.setdefault("factor", []).append(f)
     return factors
+
+
+def _per_unit(x: Scalars, counts: list[int], like: Tensor) -> float | Tensor:
+    """One number as is; one number per tensor repeated for each of its units, as a tensor."""
+    v = _as_input(x, len(counts), like)
+    if isinstance(v, float):
+        return v
+    # output_size given: no device-to-host read of the repeats
+    return torch.repeat_interleave(v, torch.tensor(counts, device=v.device), output_size=sum(counts))
 
 
 # ----------------------------------------------------------------------------- norm histories

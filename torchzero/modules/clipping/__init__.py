@@ -10,6 +10,8 @@ from .clipping import (
 )
 from .ema_clipping import ClipNormByEMA, ClipValueByEMA, NormalizeByEMA
 from .growth_clipping import ClipNormGrowth, ClipValueGrowth
+from .adaptive import AGC, AutoClip, SpikeClip, ZClip
+from .guards import SkipNonFinite, SkipOnSpike
 
 __all__ = [
     "Centralize",
@@ -24,4 +26,10 @@ __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
     "normalize_grads_",
+    "AGC",
+    "AutoClip",
+    "ZClip",
+    "SpikeClip",
+    "SkipNonFinite",
+    "SkipOnSpike",
 ]

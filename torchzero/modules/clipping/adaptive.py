@@ -24,14 +24,15 @@ from ...functional.adaptive_clipping import (
     agc_,
     ema_mean_var,
     ema_sq_,
-    history_values,
+    filled,
     percentile_threshold,
     push_history,
     scale_to_norm_,
     spike_clip_,
     zclip_threshold,
 )
-from ...functional.norms import global_norm
+from ...functional.norms import Dim, global_norm
+from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_beta, check_bool, check_choice, check_int, check_number, check_optional_number
 from .common import check_norm_group_settings
 
@@ -88,6 +89,9 @@ class AGC(Transform):
     Excluding parameters: set ``clipping=None`` for them, with :meth:`set_param_groups` or a
     ``"clipping"`` key in their param group. The paper does not clip the final linear layer.
 
+    ``opt.stats()`` reports, over units, ``norm_max``, ``norm_mean``, ``factor_min``,
+    ``factor_max`` and ``clip_frac`` (``norm``, ``factor``, ``clipped`` with ``dim="global"``).
+
     Args:
         clipping: $\lambda$, the largest allowed ratio of update norm to parameter norm, ``> 0``,
             or ``None`` to leave the parameter unchanged (default: ``0.01``).
@@ -99,7 +103,7 @@ class AGC(Transform):
         target: ``"update"`` (default) or ``"grad"``. The check uses the norm of that tensor.
 
     Example:
-        AGC as in NF-ResNets (gradient clipping, the final layer excluded), then SGD with momentum-free steps:
+        AGC of the gradient as in NF-ResNets, the final layer excluded, then plain gradient descent:
 
         >>> import torch, torchzero as tz
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
@@ -123,7 +127,7 @@ class AGC(Transform):
         self,
         clipping: float | None = 0.01,
         eps: float = 1e-3,
-        dim: Any = 0,
+        dim: Dim = 0,
         inverse_dims: bool = True,
         target: str = "update",
     ):
@@ -140,14 +144,24 @@ class AGC(Transform):
         clipping, eps = resolve(settings, "clipping", "eps")
         if is_uniform(clipping) and clipping is None:
             return tensors
+        stats: dict[str, list[torch.Tensor]] = {}
+        is_global = True
         for (dim, inverse_dims), idx in group_by(settings, "dim", "inverse_dims"):
             if not is_uniform(clipping):
                 idx = [i for i in idx if clipping[i] is not None]
             if not idx:
                 continue
-            # the per-unit factors agc_ returns are this step's measured values
-            agc_([tensors[i] for i in idx], [params[i] for i in idx], subset(clipping, idx), subset(eps, idx), dim, inverse_dims)
+            agc_([tensors[i] for i in idx], [params[i] for i in idx], subset(clipping, idx), subset(eps, idx), dim, inverse_dims, stats=stats)
+            is_global = is_global and dim == "global"
+        if stats:
+            self.record_stats(**stats, is_global=is_global)
         return tensors
+
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Over units: ``norm_max``, ``norm_mean`` (of the update), ``factor_min``, ``factor_max``
+        and ``clip_frac`` (fraction of units clipped); ``norm``/``factor``/``clipped`` with
+        ``dim="global"``."""
+        return summarize_norm_scaling(raw, raw["is_global"])
 
 
 class AutoClip(Transform):
@@ -166,12 +180,12 @@ class AutoClip(Transform):
     Differences from the paper, for bounded memory and no host sync: the paper takes the
     percentile of *all* norms seen since the start of training; here only the last ``history``
     norms are kept, in a ring buffer that lives on the device (identical to the paper for the
-    first ``history`` steps, a sliding window after). Non-finite norms are not counted. The
-    factor is exactly $\eta_t / g_t$ (``torch.nn.utils.clip_grad_norm_``, which the paper
-    calls, divides by $g_t + 10^{-6}$).
+    first ``history`` steps, a sliding window after). A non-finite norm is kept as NaN and is
+    not counted (``torch.nanquantile``). The factor is exactly $\eta_t / g_t$
+    (``torch.nn.utils.clip_grad_norm_``, which the paper calls, divides by $g_t + 10^{-6}$).
 
     Parameters with different settings form separate groups, each with its own global norm and
-    history.
+    history. ``opt.stats()`` reports ``norm``, ``threshold``, ``factor`` and ``clipped``.
 
     Args:
         percentile: $p$, in ``[0, 100]`` (default: ``10``, the paper's recommendation).
@@ -204,20 +218,29 @@ class AutoClip(Transform):
             check_int("history", s["history"], owner="AutoClip", min=1)
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        stats: dict[str, list[torch.Tensor]] = {"norm": [], "factor": [], "threshold": []}
         for (percentile, history), idx in group_by(settings, "percentile", "history"):
             ts = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
             prev = latest_state(sts)
-            count = prev["step"] if prev else 0
             buf = prev["norm_history"] if prev else None
             n = global_norm(ts, 2.0)
             if buf is not None:
                 n = n.to(buf.dtype)
-            buf = push_history(buf, _finite_or_nan(n), count, history)
-            threshold = percentile_threshold(buf, count + 1, percentile)
-            scale_to_norm_(ts, n, threshold)  # returns the factor; with n and threshold: this step's stats
-            write_state(sts, {"step": count + 1, "norm_history": buf})
+            buf, count = push_history(buf, _finite_or_nan(n), prev["count"] if prev else 0, history)
+            threshold = percentile_threshold(filled(buf, count), percentile)
+            factor = scale_to_norm_(ts, n, threshold)
+            write_state(sts, {"step": prev["step"] + 1 if prev else 1, "count": count, "norm_history": buf})
+            stats["norm"].append(n)
+            stats["factor"].append(factor)
+            stats["threshold"].append(threshold)
+        self.record_stats(**stats)
         return tensors
+
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``norm`` (before), ``factor``, ``clipped`` (1.0 if clipped) and ``threshold`` (the
+        percentile); of the first group when parameters form several."""
+        return {**summarize_norm_scaling(raw, True), "threshold": raw["threshold"][0].float()}
 
 
 class ZClip(Transform):
@@ -246,7 +269,8 @@ class ZClip(Transform):
     Non-finite norms never enter the statistics. Everything stays on the device: no host sync.
 
     Parameters with different settings form separate groups, each with its own global norm and
-    statistics.
+    statistics. ``opt.stats()`` reports ``norm``, ``factor``, ``clipped`` and, after warm-up,
+    ``zscore``, ``spike``, ``threshold``, ``mean`` and ``std``.
 
     Args:
         alpha: EMA coefficient of the statistics, in ``[0, 1)`` (default: ``0.97``).
@@ -262,7 +286,7 @@ class ZClip(Transform):
         target: ``"update"`` (default) or ``"grad"``.
 
     Example:
-        ZClip on the gradient, as in the paper, before AdamW-style steps:
+        ZClip on the gradient, as in the paper, before Adam:
 
         >>> import torch, torchzero as tz
         >>> model = torch.nn.Linear(4, 1)
@@ -323,42 +347,56 @@ class ZClip(Transform):
     _KEYS = ("alpha", "z_thresh", "max_grad_norm", "eps", "warmup_steps", "mode", "clip_option", "clip_factor", "skip_update_on_spike")
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        stats: dict[str, list[torch.Tensor]] = {}
         for values, idx in group_by(settings, *self._KEYS):
             ts = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
-            self._clip_group(ts, [states[i] for i in idx], *values)
+            for k, v in self._clip_group(ts, [states[i] for i in idx], *values).items():
+                stats.setdefault(k, []).append(v)
+        self.record_stats(**stats)
         return tensors
 
+    def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``norm`` (before), ``factor``, ``clipped``; after warm-up also ``zscore``, ``spike``
+        (1.0 on a spike), ``threshold`` (the effective one) and the statistics ``mean`` and
+        ``std`` used this step. Of the first group when parameters form several."""
+        out = summarize_norm_scaling(raw, True)
+        for k in ("zscore", "spike", "threshold", "mean", "std"):
+            if k in raw:
+                out[k] = raw[k][0].float()
+        return out
+
     @staticmethod
-    def _clip_group(ts, sts, alpha, z_thresh, max_grad_norm, eps, warmup_steps, mode, clip_option, clip_factor, skip_on_spike) -> None:  # type: ignore[no-untyped-def]
+    def _clip_group(ts, sts, alpha, z_thresh, max_grad_norm, eps, warmup_steps, mode, clip_option, clip_factor, skip_on_spike) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+        """Clips one group in place and updates its state; returns what it measured."""
         prev = latest_state(sts)
         step = prev["step"] if prev else 0
         n = global_norm(ts, 2.0)
         if prev is None or "mean" not in prev:  # warm-up: collect norms, clip at max_grad_norm
-            buf = push_history(prev["warmup_norms"] if prev else None, _finite_or_nan(n), step, warmup_steps)
-            if max_grad_norm is not None:
-                scale_to_norm_(ts, n, max_grad_norm)
-            if step + 1 < warmup_steps:
-                write_state(sts, {"step": step + 1, "warmup_norms": buf})
-                return
-            norms = history_values(buf, step + 1)
-            mean = torch.nanmean(norms)
-            write_state(sts, {"step": step + 1, "mean": mean, "var": torch.nanmean((norms - mean) ** 2)})
-            return
+            buf = prev["warmup_norms"] if prev else None
+            buf, count = push_history(buf, _finite_or_nan(n), prev["count"] if prev else 0, warmup_steps)
+            factor = scale_to_norm_(ts, n, max_grad_norm) if max_grad_norm is not None else torch.ones_like(n)
+            if count < warmup_steps:
+                write_state(sts, {"step": step + 1, "count": count, "warmup_norms": buf})
+            else:
+                norms = filled(buf, count)
+                mean = torch.nanmean(norms)
+                write_state(sts, {"step": step + 1, "mean": mean, "var": torch.nanmean((norms - mean) ** 2)})
+            return {"norm": n, "factor": factor}
 
         mean, var = prev["mean"], prev["var"]
         n = n.to(mean.dtype)
-        # threshold, z-score and spike flag are this step's measured values (0-dim tensors)
-        threshold, _z, spike = zclip_threshold(n, mean, var, z_thresh, eps, mode, clip_option, clip_factor)
+        threshold, z, spike = zclip_threshold(n, mean, var, z_thresh, eps, mode, clip_option, clip_factor)
         effective = torch.where(spike, threshold, n)
         if max_grad_norm is not None:
             effective = effective.clamp_max(max_grad_norm)
-        scale_to_norm_(ts, n, effective)
+        factor = scale_to_norm_(ts, n, effective)
         clipped = torch.where(spike, torch.minimum(threshold, n), n)
         new_mean, new_var = ema_mean_var(mean, var, clipped, alpha)
         keep = ~torch.isfinite(n)
         if skip_on_spike:
             keep = keep | spike
         write_state(sts, {"step": step + 1, "mean": torch.where(keep, mean, new_mean), "var": torch.where(keep, var, new_var)})
+        return {"norm": n, "factor": factor, "zscore": z, "spike": spike, "threshold": effective, "mean": mean, "std": var.sqrt()}
 
 
 class SpikeClip(Transform):
@@ -379,7 +417,8 @@ class SpikeClip(Transform):
     it still holds the previous step's value, exactly as in SPAM), and this module keeps no
     second moment of its own. No clipping happens during the first ``warmup`` steps of a
     parameter (SPAM waits 20 steps after each momentum reset), nor for a parameter the source
-    has no ``exp_avg_sq`` for yet.
+    has no ``exp_avg_sq`` for yet. With ``Modular(..., full_stats=True)``, ``opt.stats()``
+    reports ``clip_frac``, the fraction of elements clipped (counting costs a pass over the data).
 
     Args:
         theta: $\theta$, ``> 0`` (default: ``5000``, the paper's).
@@ -437,15 +476,23 @@ class SpikeClip(Transform):
                     st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
             v = [st["exp_avg_sq"] for st in states]
         else:
+            if "pow" in self.source.defaults:  # Adam with pow != 2 keeps an EMA of |u|^pow, not of squares
+                (pow_,) = resolve([self.source.settings(p) for p in params], "pow")
+                bad = [x for x in ([pow_] if is_uniform(pow_) else pow_) if x != 2]
+                if bad:
+                    raise ValueError(f"SpikeClip: source must keep a second moment of squares, but it has pow={bad[0]!r}; use pow=2 or no source")
             source_state = self.source.state
             v = [(source_state.get(p) or {}).get("exp_avg_sq") for p in params]
         warm = [warmup] * len(states) if is_uniform(warmup) else warmup
         idx = [i for i, (st, w, vi) in enumerate(zip(states, warm, v)) if st["step"] > w and vi is not None]
         if idx:
-            if len(idx) == len(tensors):
-                spike_clip_(tensors, v, theta)
+            if len(idx) != len(tensors):
+                tensors_, v_, theta = [tensors[i] for i in idx], [v[i] for i in idx], subset(theta, idx)
             else:
-                spike_clip_([tensors[i] for i in idx], [v[i] for i in idx], subset(theta, idx))
+                tensors_, v_ = tensors, v
+            n_clipped = spike_clip_(tensors_, v_, theta, count=self.full_stats)
+            if n_clipped is not None:  # counting costs a pass over the data: only with full_stats
+                self.record_stats(clip_frac=n_clipped / max(sum(t.numel() for t in tensors), 1))
         if self.source is None:
             ema_sq_(v, tensors, beta)
         return tensors
