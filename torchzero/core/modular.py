@@ -99,6 +99,24 @@ def _as_params(params: Any) -> Any:
     )
 
 
+def _check_guards_first(chain: Chain) -> None:
+    """Step guards (``GUARD = True``) must come before every other module, at the top level."""
+    seen_other = None
+    for m in chain.modules:
+        if getattr(m, "GUARD", False):
+            if seen_other is not None:
+                raise ValueError(
+                    f"Modular: {type(m).__name__} must come before {type(seen_other).__name__}: a guard skips the whole "
+                    f"step, which leaves the optimizer unchanged only if no module ran before it"
+                )
+        elif seen_other is None:
+            seen_other = m
+    top = {id(m) for m in chain.modules}
+    for _, m in chain.named_modules():
+        if getattr(m, "GUARD", False) and id(m) not in top:
+            raise ValueError(f"Modular: {type(m).__name__} is a step guard and must be at the top level of the chain, first")
+
+
 class Modular(torch.optim.Optimizer):
     """An optimizer made of a chain of modules.
 
@@ -158,6 +176,7 @@ class Modular(torch.optim.Optimizer):
             for key in m.GROUP_KEYS:
                 defaults.setdefault(key, m.defaults[key])
         top = {id(m) for m in self.chain.modules}
+        _check_guards_first(self.chain)
         for _, m in self.chain.named_modules():
             if id(m) not in top:
                 m._hidden_group_keys = frozenset(defaults)

@@ -41,6 +41,9 @@ def _check_optional_int(name: str, value: Any, owner: str, min: int) -> None:
 class _StepGuard(Module):
     """Shared by the guards: placement check, counters and the error after too many bad steps."""
 
+    #: Modular checks at construction that guards come first in the chain.
+    GUARD = True
+
     def _check_first(self, var: Var) -> None:
         if var.update is not None:
             name = type(self).__name__
