@@ -110,3 +110,15 @@ def test_nonfinite_loss_from_closure_is_skipped():
 def test_bad_policy():
     with pytest.raises(ValueError, match="nonfinite.*'ignore'"):
         tz.Modular(make_params([(2,)]), tz.m.LR(0.1), nonfinite="ignore")
+
+
+def test_skipped_steps_count_survives_a_checkpoint():
+    params = make_params(SHAPES, dtype=torch.float32)
+    opt = tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-2))
+    set_grads(params, 0)
+    params[0].grad[0, 0] = math.nan
+    with pytest.warns(RuntimeWarning):
+        opt.step()
+    opt2 = tz.Modular([p.detach().clone().requires_grad_() for p in params], tz.m.Adam(), tz.m.LR(1e-2))
+    opt2.load_state_dict(opt.state_dict())
+    assert opt2.skipped_steps == 1

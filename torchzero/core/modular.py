@@ -162,7 +162,6 @@ class Modular(torch.optim.Optimizer):
         full_stats: bool = False,
     ):
         self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_POLICIES, owner="Modular")
-        self.skipped_steps = 0
         if fused is not None and not isinstance(fused, bool):
             raise TypeError(f"Modular: fused must be None, True or False, got {fused!r}")
         if not isinstance(full_stats, bool):
@@ -297,6 +296,15 @@ class Modular(torch.optim.Optimizer):
             torch._foreach_sub_(params, torch._foreach_mul(update, lr if is_uniform(lr) else list(lr)))
         return loss
 
+    @property
+    def skipped_steps(self) -> int:
+        """How many steps the non-finite policy skipped (saved in ``state_dict``)."""
+        return self.chain.global_state.get("skipped_steps", 0)
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self.chain.global_state["skipped_steps"] = value
+
     def _finite(self, total_norm: Tensor, loss: Any) -> bool:
         """Applies the non-finite policy; ``False`` means: skip this step (one host sync)."""
         bad = ~torch.isfinite(total_norm)
@@ -356,7 +364,7 @@ class Modular(torch.optim.Optimizer):
         """``torch.optim`` layout: ``{"state": {index: {"<path>.<key>": value}}, "param_groups": [...]}``
         plus ``"global_state"``: ``{"<path>": {...}}`` for state that is not per parameter."""
         sd = super().state_dict()
-        sd["global_state"] = {path: dict(m.global_state) for path, m in self.chain.named_modules() if path and m.global_state}
+        sd["global_state"] = {path: dict(m.global_state) for path, m in self.chain.named_modules() if m.global_state}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -385,7 +393,7 @@ class Modular(torch.optim.Optimizer):
         self.state = view  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "_real": self._real, "_param_of": self._param_of, "_trailing_lr": self._trailing_lr, "_head": self._head, "nonfinite": self.nonfinite, "skipped_steps": self.skipped_steps}
+        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "_real": self._real, "_param_of": self._param_of, "_trailing_lr": self._trailing_lr, "_head": self._head, "nonfinite": self.nonfinite}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
