@@ -1,0 +1,69 @@
+"""Griffe extension: make torchzero's docstrings render well with mkdocstrings.
+
+torchzero's docstrings are written for ``help()`` and doctest as much as for the site, in the
+Google style as Napoleon reads it. Two things in them need translating for griffe's parser:
+
+- Sphinx cross-reference roles (``:class:`ClipNorm```, ``:func:`~torchzero.functional.norms.parse_ord```)
+  become *optional* mkdocs-autorefs links: a link where the target is documented on the site,
+  plain code where it is not (never a build warning). ``~`` shortens the title to the last
+  component, as in Sphinx.
+- an ``Example:`` section header becomes ``Examples:``, the only spelling griffe parses as an
+  examples section (so ``>>>`` lines render as Python sessions, not as nested block quotes).
+"""
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import griffe
+
+EXAMPLE_HEADER = re.compile(r"^(?P<indent>[ \t]*)Example:[ \t]*$", re.MULTILINE)
+ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|data|mod|obj|exc|const|type):`(?P<tilde>~?)(?P<target>[\w.]+)`")
+
+
+def _identifier(obj: griffe.Object, target: str) -> str | None:
+    """The full dotted path of ``target`` as seen from ``obj``'s scope, or None."""
+    if target.startswith("torchzero."):
+        return target
+    head, _, rest = target.partition(".")
+    scope: griffe.Object | None = obj
+    while scope is not None:
+        try:
+            path = scope.resolve(head)
+        except Exception:  # griffe.NameResolutionError, or a scope that cannot resolve
+            scope = scope.parent
+            continue
+        return f"{path}.{rest}" if rest else path
+    return None
+
+
+def _rewrite(obj: griffe.Object, text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        target = m["target"]
+        title = target.rsplit(".", 1)[-1] if m["tilde"] else target
+        ident = _identifier(obj, target)
+        if ident is None:
+            return f"`{title}`"
+        return f'<autoref identifier="{html.escape(ident)}" optional><code>{html.escape(title)}</code></autoref>'
+
+    return EXAMPLE_HEADER.sub(r"\g<indent>Examples:", ROLE.sub(repl, text))
+
+
+def _walk(obj: griffe.Object) -> None:
+    if obj.docstring is not None:
+        obj.docstring.value = _rewrite(obj, obj.docstring.value)
+    for member in obj.members.values():
+        if not member.is_alias and member.parent is obj:
+            _walk(member)  # type: ignore[arg-type]
+
+
+class TorchzeroDocstrings(griffe.Extension):
+    """Rewrites the docstrings of a module and all its members once they are loaded."""
+
+    def on_module_members(self, *, mod: griffe.Module, **kwargs: Any) -> None:
+        if mod.docstring is not None:
+            mod.docstring.value = _rewrite(mod, mod.docstring.value)
+        for member in mod.members.values():
+            if not member.is_alias and not member.is_module:
+                _walk(member)  # type: ignore[arg-type]
