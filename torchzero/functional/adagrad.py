@@ -47,18 +47,26 @@ def adagrad_denominator(
     The division by the step $t$ happens only when ``step`` is given (Adagrad's ``divide``);
     without ``use_sqrt`` the root is not taken: $G/t + \epsilon$.
     """
+    acc = list(acc)
     if step is not None:
         step = collapse(step)
-        g = list(torch._foreach_div(acc, step if is_one(step) else [float(s) for s in step]))
-    else:
-        g = list(acc)
+        acc = list(torch._foreach_div(acc, step if is_one(step) else [float(t) for t in step]))
     if use_sqrt:
-        denom = root(g, pow)
-    else:
-        denom = g if step is not None else list(torch._foreach_add(acc, 0.0))
-    if not is_value(eps, 0):
-        torch._foreach_add_(denom, eps)
-    return denom
+        if step is None:
+            denom = root(acc, pow)
+        else:  # acc is already a temporary: take the root in place
+            denom = acc
+            if is_value(pow, 2):
+                torch._foreach_sqrt_(denom)
+            else:
+                torch._foreach_pow_(denom, smap(lambda p: 1 / p, pow))
+        if not is_value(eps, 0):
+            torch._foreach_add_(denom, eps)
+        return denom
+    if step is not None:  # acc is already a new list
+        torch._foreach_add_(acc, eps)
+        return acc
+    return list(torch._foreach_add(acc, eps))
 
 
 def adagrad_step_size(alpha: Scalar, lr_decay: Scalar, step: int | Sequence[int]) -> Scalar:

@@ -22,6 +22,11 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _matmul_add(x: Tensor, m1: Tensor, m2: Tensor, *, beta: float = 1.0, alpha: float = 1.0) -> Tensor:
+    """``beta * x + alpha * m1 @ m2`` for any number of batch dims (``addmm``/``baddbmm`` take 2 or 3)."""
+    return beta * x + alpha * (m1 @ m2)
+
+
 def newton_schulz(G: Tensor, steps: int = 5) -> Tensor:
     r"""Approximately orthogonalizes the matrices in the last two dims of ``G`` (a new tensor).
 
@@ -38,10 +43,11 @@ def newton_schulz(G: Tensor, steps: int = 5) -> Tensor:
     if tall:
         X = X.mT
     X = X / (torch.linalg.matrix_norm(X, keepdim=True) + 1e-7)
+    fma = torch.addmm if X.ndim == 2 else torch.baddbmm if X.ndim == 3 else _matmul_add
     for _ in range(steps):
         A = X @ X.mT
-        B = torch.addmm(A, A, A, beta=b, alpha=c) if A.ndim == 2 else torch.baddbmm(A, A, A, beta=b, alpha=c)
-        X = torch.addmm(X, B, X, beta=a) if X.ndim == 2 else torch.baddbmm(X, B, X, beta=a)
+        B = fma(A, A, A, beta=b, alpha=c)  # b A + c A^2
+        X = fma(X, B, X, beta=a)  # a X + B X
     if tall:
         X = X.mT
     return X.to(G.dtype)

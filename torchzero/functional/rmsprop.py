@@ -69,9 +69,16 @@ def rmsprop_second_moment(
     return d
 
 
-def rmsprop_denominator(second_moment: Sequence[Tensor], eps: Scalar, pow: Scalar = 2) -> list[Tensor]:
-    r"""Returns $D^{1/p} + \epsilon$ as new tensors (``second_moment`` is not modified)."""
-    denom = root(second_moment, pow)
+def rmsprop_denominator(second_moment: Sequence[Tensor], eps: Scalar, pow: Scalar = 2, inplace: bool = False) -> list[Tensor]:
+    r"""Returns $D^{1/p} + \epsilon$: new tensors, or ``second_moment`` itself modified with ``inplace``."""
+    if inplace:
+        denom = list(second_moment)
+        if is_value(pow, 2):
+            torch._foreach_sqrt_(denom)
+        else:
+            torch._foreach_pow_(denom, smap(lambda p: 1 / p, pow))
+    else:
+        denom = root(second_moment, pow)
     if not (is_one(eps) and eps == 0):
         torch._foreach_add_(denom, eps)
     return denom

@@ -45,7 +45,9 @@ class Orthogonalize(Transform):
       \text{cols})}$), so tall matrices get proportionally larger updates.
 
     0-D and 1-D updates (biases, norm weights, scalars) and empty tensors pass through
-    unchanged. Muon orthogonalizes only the hidden layers' weight matrices and trains
+    unchanged. Complex parameters reach modules as real views of shape ``(..., 2)``, so a
+    complex ``(m, n)`` matrix is orthogonalized as the real ``(m, 2n)`` matrix of its real and
+    imaginary parts (not as the complex polar factor). Muon orthogonalizes only the hidden layers' weight matrices and trains
     embeddings, heads, biases and gains with Adam; give those parameters a different chain.
 
     Args:

@@ -43,6 +43,11 @@ class RMSprop(Transform):
     $m_1 = u_1$) instead of at zero; they are then not biased towards zero, so ``debiased`` has no
     effect ($c_t = 1$).
 
+    Note:
+        The centered variance of a single update is 0: with ``centered`` and either
+        ``init="update"`` or ``debiased``, $D_1 = 0$ and the first update is $u_1/\epsilon$.
+        Torch's form (``init="zeros"``, not debiased) has $D_1 = \beta(1-\beta)u_1^2 > 0$.
+
     Args:
         smoothing: the averaging coefficient $\beta$ (torch's ``alpha``), in ``[0, 1)``
             (default: ``0.99``).
@@ -111,31 +116,15 @@ class RMSprop(Transform):
             ts = [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
             beta = subset(smoothing, idx)
-            # tensors whose averages are formed from this update (all but those just initialised from it)
-            ema_idx = list(range(len(idx)))
-            if init == "update":
-                fresh = [j for j, st in enumerate(sts) if "exp_avg_sq" not in st]
-                if fresh:
-                    for j, v in zip(fresh, abs_pow([ts[j] for j in fresh], pow_)):
-                        sts[j].update(step=0, exp_avg_sq=v)
-                        if centered:
-                            sts[j]["exp_avg"] = ts[j].clone()
-                    ema_idx = [j for j in ema_idx if j not in set(fresh)]
-            for t, st in zip(ts, sts):
-                if "exp_avg_sq" not in st:
-                    st["step"] = 0
-                    st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-                if centered and "exp_avg" not in st:
-                    st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format) if init == "zeros" else t.clone()
-                st["step"] += 1
-            if ema_idx:
-                e_sts = [sts[j] for j in ema_idx]
+            # init="update": a new state starts at this update, which is then not averaged in
+            avg = _init_states(ts, sts, centered, pow_, init)
+            if avg:
                 rmsprop_moments_(
-                    [ts[j] for j in ema_idx],
-                    [st["exp_avg_sq"] for st in e_sts],
-                    subset(beta, ema_idx),
+                    [ts[j] for j in avg],
+                    [sts[j]["exp_avg_sq"] for j in avg],
+                    beta if len(avg) == len(ts) else subset(beta, avg),
                     pow_,
-                    [st["exp_avg"] for st in e_sts] if centered else None,
+                    [sts[j]["exp_avg"] for j in avg] if centered else None,
                 )
             if amsgrad:
                 d = _second_moment(sts, beta, centered, debiased and init == "zeros", pow_)
@@ -148,11 +137,14 @@ class RMSprop(Transform):
         smoothing, eps = resolve(settings, "smoothing", "eps")
         for (centered, debiased, amsgrad, pow_, init), idx in group_by(settings, *_STRUCTURE):
             sts = [states[i] for i in idx]
+            debias = debiased and init == "zeros"
             if amsgrad:
                 d = [st["max_exp_avg_sq"] for st in sts]
             else:
-                d = _second_moment(sts, subset(smoothing, idx), centered, debiased and init == "zeros", pow_)
-            torch._foreach_div_([tensors[i] for i in idx], rmsprop_denominator(d, subset(eps, idx), pow_))
+                d = _second_moment(sts, subset(smoothing, idx), centered, debias, pow_)
+            # D is a temporary when it was centered or debiased (not the state itself): root in place
+            temp = not amsgrad and all(di is not st["exp_avg_sq"] for di, st in zip(d, sts))
+            torch._foreach_div_([tensors[i] for i in idx], rmsprop_denominator(d, subset(eps, idx), pow_, inplace=temp))
         return tensors
 
 
@@ -165,3 +157,28 @@ def _second_moment(sts, smoothing, centered, debiased, pow_):  # type: ignore[no
         [st["exp_avg"] for st in sts] if centered else None,
         debiased,
     )
+
+
+def _init_states(ts, sts, centered: bool, pow_: float, init: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """Creates missing state, counts the step; returns the positions whose averages take this update."""
+    avg: list[int] = []
+    fresh: list[int] = []
+    for j, (t, st) in enumerate(zip(ts, sts)):
+        new = "exp_avg_sq" not in st
+        if new:
+            st["step"] = 0
+        if new and init == "update":
+            fresh.append(j)
+            if centered:
+                st["exp_avg"] = t.clone()
+        else:
+            if new:
+                st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+            if centered and "exp_avg" not in st:  # new, or centered switched on later for this parameter
+                st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+            avg.append(j)
+        st["step"] += 1
+    if fresh:
+        for j, v in zip(fresh, abs_pow([ts[j] for j in fresh], pow_)):
+            sts[j]["exp_avg_sq"] = v
+    return avg

@@ -1,0 +1,127 @@
+"""Registry entries for the adaptive family beside Adam: RMSprop, Adagrad, Lion, Adan, Rprop, Orthogonalize."""
+from __future__ import annotations
+
+import math
+
+import torchzero as tz
+
+from . import BadArg, Case
+
+CASES = [
+    Case("RMSprop", lambda: tz.m.RMSprop(), ("RMSprop",)),
+    Case("RMSprop-centered", lambda: tz.m.RMSprop(0.9, centered=True), ("RMSprop",)),
+    # centered with debiased or init="update" divides the first update by eps (its variance estimate
+    # is exactly 0), which overflows float16: those combinations are tested in float64 in the unit tests
+    Case(
+        "RMSprop-debiased-amsgrad-pow3-inner",
+        lambda: tz.m.RMSprop(0.9, 1e-6, debiased=True, amsgrad=True, pow=3, inner=tz.m.ClipNorm(1.0)),
+        ("RMSprop",),
+    ),
+    Case("RMSprop-centered-amsgrad", lambda: tz.m.RMSprop(centered=True, amsgrad=True), ("RMSprop",)),
+    Case("RMSprop-init-update", lambda: tz.m.RMSprop(init="update", pow=1.5), ("RMSprop",)),
+    Case("Adagrad", lambda: tz.m.Adagrad(), ("Adagrad",)),
+    Case("Adagrad-torch-options", lambda: tz.m.Adagrad(lr_decay=0.1, initial_accumulator_value=0.5, eps=1e-6, alpha=0.5), ("Adagrad",)),
+    Case(
+        "Adagrad-all-options",
+        lambda: tz.m.Adagrad(pow=3, use_sqrt=False, divide=True, beta=0.9, decay=0.01, initial_accumulator_value=1.0, inner=tz.m.LR(0.5)),
+        ("Adagrad",),
+    ),
+    Case("Lion", lambda: tz.m.Lion(), ("Lion",), lr=1e-3),
+    Case("Adan", lambda: tz.m.Adan(), ("Adan",)),
+    Case("Rprop", lambda: tz.m.Rprop(), ("Rprop",)),
+    Case("Rprop-torch", lambda: tz.m.Rprop(1.5, 0.25, lb=0.01, ub=10, backtrack=False, alpha=0.5), ("Rprop",)),
+    Case(
+        "Orthogonalize",
+        lambda: tz.m.Orthogonalize(),
+        ("Orthogonalize",),
+        stateful=False,
+        target_grad=True,
+        make_grad=lambda: tz.m.Orthogonalize(target="grad"),
+    ),
+    Case(
+        "Orthogonalize-svd-dual-adjust",
+        lambda: tz.m.Orthogonalize(3, adjust_lr=True, dual_norm_correction=True, method="svd"),
+        ("Orthogonalize",),
+        stateful=False,
+        target_grad=True,
+        make_grad=lambda: tz.m.Orthogonalize(3, adjust_lr=True, dual_norm_correction=True, method="svd", target="grad"),
+    ),
+]
+
+NAN, INF = math.nan, math.inf
+
+
+def _bad(cls_name: str, arg: str, value, **fixed) -> BadArg:
+    kwargs = {**fixed, arg: value}
+
+    def make():
+        return getattr(tz.m, cls_name)(**kwargs)
+
+    return BadArg(f"{cls_name}-{arg}={value!r}", make, (ValueError, TypeError), rf"{cls_name}.*{arg}")
+
+
+def _matrix(cls_name: str, args: dict[str, list]) -> list[BadArg]:
+    return [_bad(cls_name, a, v) for a, vals in args.items() for v in vals]
+
+
+_BETA = [-0.1, 1.0, 1.5, NAN, INF, "0.9", None]
+_NONNEG = [-1e-8, NAN, INF, "0", None]
+_BOOL = [1, 0, "yes", None]
+_ANY_FINITE = [NAN, INF, -INF, "1", None]
+_POW = [0, -2, NAN, INF, "2", None]
+_INNER = ["Adam", 1, object()]
+
+BAD_ARGS = [
+    *_matrix(
+        "RMSprop",
+        {
+            "smoothing": _BETA,
+            "eps": _NONNEG,
+            "centered": _BOOL,
+            "debiased": _BOOL,
+            "amsgrad": _BOOL,
+            "pow": _POW,
+            "init": ["ones", "Zeros", "", None, 0],
+            "inner": _INNER,
+        },
+    ),
+    *_matrix(
+        "Adagrad",
+        {
+            "lr_decay": _NONNEG,
+            "initial_accumulator_value": _NONNEG,
+            "eps": _NONNEG,
+            "alpha": _ANY_FINITE,
+            "pow": _POW,
+            "use_sqrt": _BOOL,
+            "divide": _BOOL,
+            "beta": [-0.1, 1.0, NAN, "0.9"],
+            "decay": [-0.1, 1.0, 2.0, NAN, "0.1"],
+            "inner": _INNER,
+        },
+    ),
+    *_matrix("Lion", {"beta1": _BETA, "beta2": _BETA}),
+    *_matrix("Adan", {"beta1": _BETA, "beta2": _BETA, "beta3": _BETA, "eps": _NONNEG}),
+    *_matrix(
+        "Rprop",
+        {
+            "nplus": [0.5, 0.99, -1.2, NAN, INF, "1.2", None],
+            "nminus": [0, -0.5, 1.5, NAN, INF, "0.5", None],
+            "lb": [-1e-6, NAN, INF, "0", None],
+            "ub": [-1.0, NAN, "50", None],
+            "backtrack": _BOOL,
+            "alpha": [0, -1.0, NAN, INF, "1", None],
+        },
+    ),
+    _bad("Rprop", "lb", 2.0, ub=1.0),
+    *_matrix(
+        "Orthogonalize",
+        {
+            "ns_steps": [0, -1, 2.5, "5", None, True],
+            "adjust_lr": _BOOL,
+            "dual_norm_correction": _BOOL,
+            "method": ["svd2", "Newton-Schulz", "qr", None, 1],
+            "target": ["gradient", None, 1],
+        },
+    ),
+]
