@@ -99,6 +99,11 @@ class WarmupNormClip(Transform):
     unchanged (no clipping after warmup). A norm $\le 10^{-12}$ leaves the update unchanged. No
     host sync: the comparison is made on the device.
 
+    Since clipping stops at step $n$, pick ``end_norm`` near the typical norm of the update so
+    the end of warmup is smooth. Before a momentum module it limits the gradients the buffer
+    accumulates; after one, the buffer keeps growing while the parameters barely move, and the
+    first unclipped step can be large.
+
     Args:
         steps: the number of warmup steps $n$, an int ``>= 0`` (default: ``100``).
         start_norm: the norm limit on the first step, ``>= 0`` (default: ``1e-5``).
@@ -125,12 +130,22 @@ class WarmupNormClip(Transform):
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         n = len(tensors)
         steps, start, end = (as_list(v, n) for v in resolve(settings, "steps", "start_norm", "end_norm"))
-        groups: dict[tuple[Any, ...], list[int]] = {}
+        # tensors with equal (step, settings) share one norm; compared with == rather than hashed,
+        # so that under torch.compile a symbolic step counter is not specialised (a recompile per step)
+        groups: list[tuple[Any, ...]] = []
+        members: list[list[int]] = []
         for i, st in enumerate(states):
             k = st["step"] - 1
             if k < steps[i]:
-                groups.setdefault((k, steps[i], start[i], end[i]), []).append(i)
-        for (k, s, a, b), idx in groups.items():
+                key = (k, steps[i], start[i], end[i])
+                for key_, idx in zip(groups, members):
+                    if key_ == key:
+                        idx.append(i)
+                        break
+                else:
+                    groups.append(key)
+                    members.append([i])
+        for (k, s, a, b), idx in zip(groups, members):
             sub = tensors if len(idx) == n else [tensors[i] for i in idx]
             scale_by_norm_(sub, linear_warmup(k, s, a, b), 2.0, "global", False, 1, "clip")
         return tensors

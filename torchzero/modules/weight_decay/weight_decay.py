@@ -40,7 +40,8 @@ class WeightDecay(Transform):
       (``WeightDecay(wd), HeavyBall(m), LR(lr)`` is ``torch.optim.SGD(lr, momentum=m, weight_decay=wd)``);
     - **after** it, and before ``LR``, it is decoupled weight decay
       (``Adam(), WeightDecay(wd), LR(lr)`` is ``torch.optim.AdamW(lr, weight_decay=wd)``:
-      the parameters shrink by ``lr * wd * x`` per step).
+      the parameters shrink by ``lr * wd * x`` per step). That exact chain (``ord=2``) runs
+      through torch's fused AdamW kernel when :class:`~torchzero.Modular` takes its fused path.
 
     Args:
         weight_decay: $\lambda$, a finite number ``>= 0``.
@@ -65,11 +66,22 @@ class WeightDecay(Transform):
         https://arxiv.org/abs/1711.05101
     """
 
+    #: Between ``Adam`` and a trailing ``LR`` it is AdamW's decay: the fused path may run it.
+    FUSED_ROLE = "decoupled_weight_decay"
+
     def __init__(self, weight_decay: float, ord: float = 2, target: str = "update"):
         super().__init__(dict(weight_decay=weight_decay, ord=ord), target=target)
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         check_weight_decay_settings(s, "WeightDecay")
+
+    def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``{"weight_decay": wd}`` for torch's fused AdamW kernel; ``None`` (no fused form) unless
+        ``ord=2``, ``target="update"`` and ``weight_decay`` is a Python number."""
+        wd = s["weight_decay"]
+        if s["ord"] != 2 or self.target != "update" or isinstance(wd, torch.Tensor):
+            return None
+        return {"weight_decay": float(wd)}
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         for (wd, ord), idx in group_by(settings, "weight_decay", "ord"):
