@@ -107,11 +107,14 @@ def test_deepcopy_steps_bitwise(case):
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @case_params
-def test_zero_gradients_give_no_nan(case):
+def test_zero_gradients_give_no_nan(case, dtype):
     if case.needs_closure:
         pytest.skip("evaluates its own closure")
-    params = make_params(SHAPES + [(0,), (3, 0)], dtype=torch.float32)
+    if dtype == torch.float16 and "torch-optimizer" in case.tags:
+        pytest.skip("a wrapped torch.optim optimizer behaves as torch does (Adam's eps is 0 in float16)")
+    params = [p.detach().to(dtype).requires_grad_() for p in make_params(SHAPES + [(0,), (3, 0)], dtype=torch.float32)]
     opt = _opt(case, params)
     for _ in range(3):
         for p in params:

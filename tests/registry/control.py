@@ -35,9 +35,9 @@ CASES = [
     Case("Alternate-steps-per-module", lambda: tz.m.Alternate(tz.m.Adam(), tz.m.Adam(beta1=0.5), tz.m.Identity(), steps=(2, 1, 1)), ("Alternate",)),
     Case("Multistep-1", lambda: tz.m.Multistep([tz.m.Adam(), tz.m.LR(0.1)], 1), ("Multistep",)),
     Case("Multistep-3", lambda: tz.m.Multistep([tz.m.Adam(), tz.m.LR(0.1)], 3), ("Multistep",), needs_closure=True),
-    Case("Wrap-Adam", lambda: tz.m.Wrap(torch.optim.Adam, lr=0.1), ("Wrap",)),
+    Case("Wrap-Adam", lambda: tz.m.Wrap(torch.optim.Adam, lr=0.1), ("Wrap",), tags=frozenset({"torch-optimizer"})),
     Case("Wrap-SGD-momentum", lambda: tz.m.Wrap(torch.optim.SGD, 1.0, momentum=0.9, nesterov=True), ("Wrap",)),
-    Case("Wrap-AdamW-amsgrad", lambda: tz.m.Wrap(torch.optim.AdamW, lr=0.1, amsgrad=True, weight_decay=0.1), ("Wrap",)),
+    Case("Wrap-AdamW-amsgrad", lambda: tz.m.Wrap(torch.optim.AdamW, lr=0.1, amsgrad=True, weight_decay=0.1), ("Wrap",), tags=frozenset({"torch-optimizer"})),
 ]
 
 

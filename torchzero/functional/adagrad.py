@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ._scalars import Scalar, collapse, is_one, is_value, smap
-from .powers import accumulate_pow_, ema_pow_, root
+from .powers import add_eps_, accumulate_pow_, ema_pow_, root
 
 __all__ = ["adagrad_accumulate_", "adagrad_denominator", "adagrad_step_size"]
 
@@ -61,12 +61,14 @@ def adagrad_denominator(
             else:
                 torch._foreach_pow_(denom, smap(lambda p: 1 / p, pow))
         if not is_value(eps, 0):
-            torch._foreach_add_(denom, eps)
+            add_eps_(denom, eps)
         return denom
     if step is not None:  # acc is already a new list
-        torch._foreach_add_(acc, eps)
+        add_eps_(acc, eps)
         return acc
-    return list(torch._foreach_add(acc, eps))
+    acc = [a.clone() for a in acc]
+    add_eps_(acc, eps)
+    return acc
 
 
 def adagrad_step_size(alpha: Scalar, lr_decay: Scalar, step: int | Sequence[int]) -> Scalar:

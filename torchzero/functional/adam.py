@@ -10,6 +10,8 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
+from .powers import add_eps_
+
 __all__ = ["ema_moments_", "adam_direction"]
 
 Scalar = Union[float, Sequence[float]]
@@ -77,7 +79,7 @@ def adam_direction(
         denom = torch._foreach_pow(exp_avg_sq, _map(lambda p: 1 / p, pow))
     if not (_one(bc2) and bc2 == 1.0):
         torch._foreach_div_(denom, bc2)
-    torch._foreach_add_(denom, eps)
+    add_eps_(denom, eps)
     torch._foreach_div_(denom, numerator)  # denom <- denom / n, then invert: n / denom
     torch._foreach_reciprocal_(denom)
     scale = _map(lambda a, b: a / b, alpha, bc1)

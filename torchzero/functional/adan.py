@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .powers import add_eps_
+
 from ._scalars import Scalar, collapse, is_value, smap
 
 __all__ = ["adan_"]
@@ -57,7 +59,7 @@ def adan_(
     denom = list(torch._foreach_sqrt(exp_avg_sq))
     torch._foreach_div_(denom, bc3)
     if not is_value(eps, 0):
-        torch._foreach_add_(denom, eps)
+        add_eps_(denom, eps)
     out = list(torch._foreach_div(exp_avg, bc1))
     torch._foreach_add_(out, torch._foreach_mul(exp_avg_diff, bc2))
     torch._foreach_div_(out, denom)

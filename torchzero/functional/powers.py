@@ -7,6 +7,7 @@ that is bitwise what ``torch.optim`` computes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,3 +46,18 @@ def root(tensors: Sequence[Tensor], pow: Scalar = 2) -> list[Tensor]:
     if is_value(pow, 2):
         return list(torch._foreach_sqrt(tensors))
     return list(torch._foreach_pow(tensors, smap(lambda p: 1 / p, pow)))
+
+
+_HALF_TINY = 2.0**-24  # the smallest float16 subnormal
+
+
+def add_eps_(denom: Sequence[Tensor], eps: Any) -> None:
+    """``denom += eps`` in place, where float16 tensors get at least the smallest float16 value.
+
+    An ``eps`` such as 1e-8 rounds to 0 in float16, which would turn an all-zero update into
+    0/0 = NaN; rounding it up to the smallest representable value keeps it an epsilon.
+    """
+    torch._foreach_add_(denom, eps)
+    half = [d for d in denom if d.dtype == torch.float16]
+    if half:
+        torch._foreach_clamp_min_(half, _HALF_TINY)

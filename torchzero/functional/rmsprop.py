@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ._scalars import Scalar, collapse, is_one, is_value, smap
-from .powers import abs_pow, ema_pow_, root
+from .powers import add_eps_, abs_pow, ema_pow_, root
 
 __all__ = ["rmsprop_moments_", "rmsprop_second_moment", "rmsprop_denominator"]
 
@@ -80,5 +80,5 @@ def rmsprop_denominator(second_moment: Sequence[Tensor], eps: Scalar, pow: Scala
     else:
         denom = root(second_moment, pow)
     if not (is_one(eps) and eps == 0):
-        torch._foreach_add_(denom, eps)
+        add_eps_(denom, eps)
     return denom
