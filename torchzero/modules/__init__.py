@@ -1,16 +1,132 @@
 """All modules, available as ``tz.m.<Name>``.
 
-Each family lives in its own subpackage and declares its public names in ``__all__``; this
-namespace re-exports them all.
+Each family lives in its own subpackage (``torchzero.modules.<family>``) with its own ``__all__``;
+this namespace re-exports them explicitly, so IDEs, type checkers and the docs see every name.
 """
 from ..core.chain import Chain
-from . import adaptive, clipping, control, momentum, ops, step_size, weight_decay
+from .clipping import (
+    Centralize,
+    ClipNorm,
+    ClipNormByEMA,
+    ClipNormGrowth,
+    ClipValue,
+    ClipValueByEMA,
+    ClipValueGrowth,
+    Normalize,
+    NormalizeByEMA,
+    clip_grad_norm_,
+    clip_grad_value_,
+    normalize_grads_,
+    AGC,
+    AutoClip,
+    ZClip,
+    SpikeClip,
+    SkipNonFinite,
+    SkipOnSpike,
+)
+from .adaptive import (
+    Adam,
+    RMSprop,
+    Adagrad,
+    Lion,
+    Adan,
+    Rprop,
+    Orthogonalize,
+)
+from .momentum import (
+    EMA,
+    HeavyBall,
+    NAG,
+    Debias,
+    Cautious,
+)
+from .step_size import (
+    LR,
+    StepSize,
+    Warmup,
+    WarmupNormClip,
+)
+from .weight_decay import (
+    WeightDecay,
+    DirectWeightDecay,
+)
+from .ops import (
+    Mul,
+    Div,
+    Add,
+    Sub,
+    Negate,
+    Abs,
+    Sign,
+    Clip,
+    NanToNum,
+    Identity,
+    Grad,
+    Graft,
+    Dropout,
+)
+from .control import (
+    GradientAccumulation,
+    Split,
+    Alternate,
+    Multistep,
+    Wrap,
+)
 
-_FAMILIES = (clipping, adaptive, momentum, step_size, weight_decay, ops, control)
-
-__all__ = ["Chain"]
-for _family in _FAMILIES:
-    for _name in _family.__all__:
-        globals()[_name] = getattr(_family, _name)
-        __all__.append(_name)
-del _family, _name
+__all__ = [
+    "Chain",
+    "Centralize",
+    "ClipNorm",
+    "ClipNormByEMA",
+    "ClipNormGrowth",
+    "ClipValue",
+    "ClipValueByEMA",
+    "ClipValueGrowth",
+    "Normalize",
+    "NormalizeByEMA",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "normalize_grads_",
+    "AGC",
+    "AutoClip",
+    "ZClip",
+    "SpikeClip",
+    "SkipNonFinite",
+    "SkipOnSpike",
+    "Adam",
+    "RMSprop",
+    "Adagrad",
+    "Lion",
+    "Adan",
+    "Rprop",
+    "Orthogonalize",
+    "EMA",
+    "HeavyBall",
+    "NAG",
+    "Debias",
+    "Cautious",
+    "LR",
+    "StepSize",
+    "Warmup",
+    "WarmupNormClip",
+    "WeightDecay",
+    "DirectWeightDecay",
+    "Mul",
+    "Div",
+    "Add",
+    "Sub",
+    "Negate",
+    "Abs",
+    "Sign",
+    "Clip",
+    "NanToNum",
+    "Identity",
+    "Grad",
+    "Graft",
+    "Dropout",
+    "GradientAccumulation",
+    "Split",
+    "Alternate",
+    "Multistep",
+    "Wrap",
+]
