@@ -230,3 +230,16 @@ def test_sparse_gradient_names_the_modules():
     with pytest.raises(RuntimeError, match="sparse.*Adam"):
         opt.step()
     assert torch.equal(emb.weight, before)
+
+
+def test_generator_inside_a_group_dict_is_kept():
+    model = torch.nn.Linear(3, 2)
+    opt = tz.Modular([{"params": model.parameters()}], tz.m.LR(0.1))
+    assert len(opt.param_groups[0]["params"]) == 2
+
+
+def test_top_level_chain_is_seen_through():
+    (a,) = make_params([(3,)])
+    opt = tz.Modular([a], tz.m.Chain(tz.m.Adam(), tz.m.LR(0.1)))
+    assert opt.param_groups[0]["lr"] == 0.1 and opt._fused_plan is not None
+    torch.optim.lr_scheduler.StepLR(opt, 1)

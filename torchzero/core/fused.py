@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..functional.clipping import norm_factor
-from ..functional.norms import global_norm
+from ..functional.norms import global_norm, has_dtensor, is_dtensor
 from .module import Module
 
 __all__ = ["FusedAdam", "plan"]
@@ -58,14 +58,41 @@ class _Scratch:
     def reset(self) -> None:
         self._used.clear()
 
-    def get(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
-        key = (tuple(shape), dtype, device)
+    def get(self, like: Tensor, sharded: bool = False) -> Tensor:
+        """A buffer shaped like ``like``; ``sharded``: ``like`` is a DTensor and so is the buffer
+        (same mesh and placements)."""
+        key: tuple = (tuple(like.shape), like.dtype, like.device)
+        if sharded:
+            key += (like.device_mesh, like.placements)  # type: ignore[attr-defined]
         i = self._used.get(key, 0)
         bufs = self._bufs.setdefault(key, [])
         if i == len(bufs):
-            bufs.append(torch.empty(shape, dtype=dtype, device=device))
+            if sharded:
+                bufs.append(torch.empty_like(like, memory_format=torch.contiguous_format))
+            else:
+                bufs.append(torch.empty(like.shape, dtype=like.dtype, device=like.device))
         self._used[key] = i + 1
         return bufs[i]
+
+
+class _StepTensors:
+    """The step count as a device tensor for the fused kernels, which read it (Adam's state
+    keeps Python ints). Going from step t to t + 1 adds 1 in place on the device instead of
+    copying a new value from the host each step (a host-to-device copy can stall a GPU)."""
+
+    def __init__(self) -> None:
+        self._t: dict[torch.device, tuple[int, Tensor]] = {}
+
+    def get(self, step: int, device: torch.device) -> Tensor:
+        last = self._t.get(device)
+        if last is not None and last[0] == step:
+            return last[1]
+        if last is not None and last[0] == step - 1:
+            t = last[1].add_(1)
+        else:
+            t = torch.full((), float(step), dtype=torch.float32, device=device)
+        self._t[device] = (step, t)
+        return t
 
 
 def _has_fused_adam(device: torch.device) -> bool:
@@ -79,6 +106,7 @@ class FusedAdam:
         self.scale, self.adam, self.wd, self.lr = scale, adam, wd, lr
         self.modules = [m for m in (scale, adam, wd, lr) if m is not None]
         self._scratch = _Scratch()
+        self._steps = _StepTensors()
 
     def _specs(self, group: dict[str, Any], p: Tensor) -> dict[str, Any] | None:
         spec: dict[str, Any] = {}
@@ -135,24 +163,28 @@ class FusedAdam:
         return True
 
     def _copy(self, grads: list[Tensor]) -> list[Tensor]:
-        bufs = []
-        for g in grads:
-            b = self._scratch.get(g.shape, g.dtype, g.device)
-            bufs.append(b)
-        torch._foreach_copy_(bufs, grads)
+        if not has_dtensor(grads):
+            bufs = [self._scratch.get(g) for g in grads]
+            torch._foreach_copy_(bufs, grads)
+            return bufs
+        # DTensors (FSDP2): buffers sharded like the gradients, copied shard by shard
+        # (DTensor has no rule for _foreach_copy_)
+        bufs = [self._scratch.get(g, is_dtensor(g)) for g in grads]
+        torch._foreach_copy_([b.to_local() if is_dtensor(b) else b for b in bufs], [g.to_local() if is_dtensor(g) else g for g in grads])
         return bufs
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_scratch"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_scratch", "_steps")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._scratch = _Scratch()
+        self._steps = _StepTensors()
+        self._steps = _StepTensors()
 
     def _adam(self, params: list[Tensor], grads: list[Tensor], spec: dict[str, Any], grad_scale: Tensor | None) -> None:
         amsgrad = spec["amsgrad"]
         states = [self.adam.state[p] for p in params]
-        steps: dict[int, Tensor] = {}
         step_tensors = []
         for p, st in zip(params, states):
             if "exp_avg" not in st:
@@ -162,10 +194,16 @@ class FusedAdam:
             if amsgrad and "max_exp_avg_sq" not in st:
                 st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             st["step"] += 1
-            t = steps.get(st["step"])
-            if t is None:
-                t = steps[st["step"]] = torch.tensor(float(st["step"]), dtype=torch.float32, device=p.device)
-            step_tensors.append(t)
+        steps = [st["step"] for st in states]
+        if all(t == steps[0] for t in steps) and len({p.device for p in params}) == 1:
+            step_tensors = [self._steps.get(steps[0], params[0].device)] * len(params)
+        else:  # parameters that missed gradients lag behind: one fresh tensor per distinct count
+            fresh: dict[tuple[int, torch.device], Tensor] = {}
+            for p, t in zip(params, steps):
+                key = (t, p.device)
+                if key not in fresh:
+                    fresh[key] = torch.full((), float(t), dtype=torch.float32, device=p.device)
+                step_tensors.append(fresh[key])
         lr = spec["lr"] * spec["alpha"]
         # chain: p -= lr * (alpha * adam + wd * p)  ==  AdamW with lr' = lr * alpha, wd' = wd / alpha
         wd = spec.get("weight_decay", 0.0)

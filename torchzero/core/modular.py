@@ -20,12 +20,21 @@ from .chain import Chain, Chainable, flatten_modules
 from .fused import plan
 from .module import Module
 from .settings import is_uniform, resolve
+from .sync import host_bool
 from .var import Var
 
 __all__ = ["Modular", "NONFINITE_POLICIES"]
 
 NONFINITE_POLICIES = ("skip", "raise", "propagate")
 """What :class:`Modular` does on a step whose gradients (or loss) contain NaN or inf."""
+
+_COMPILE_HINT = (
+    "torchzero: Modular(nonfinite='skip' or 'raise') decides on the host whether this step's gradients are finite "
+    "(one host sync), which torch.compile(fullgraph=True) cannot capture. To compile the whole step, build the "
+    "optimizer with Modular(..., nonfinite='propagate') (and, to skip bad steps, check the gradients outside the "
+    "compiled step); or compile without fullgraph=True (the step then compiles in two graphs around the check). "
+    "See docs/guide/compile.md."
+)
 
 
 class _StateView(MutableMapping):
@@ -99,6 +108,18 @@ def _as_params(params: Any) -> Any:
     )
 
 
+def _unwrap_chains(modules: list[Module]) -> list[Module]:
+    """A top-level ``Chain`` is the same as listing its modules: flatten it, so the chain's shape
+    (a trailing LR, a fused form, the published ``"lr"``) is seen through it."""
+    out: list[Module] = []
+    for m in modules:
+        if type(m) is Chain:
+            out.extend(_unwrap_chains(m.modules))
+        else:
+            out.append(m)
+    return out
+
+
 def _check_guards_first(chain: Chain) -> None:
     """Step guards (``GUARD = True``) must come before every other module, at the top level."""
     seen_other = None
@@ -136,9 +157,11 @@ class Modular(torch.optim.Optimizer):
             ``torch.optim`` optimizers do (a NaN reaches its own parameter; global norms treat a
             non-finite norm as "don't clip", so other parameters are not poisoned). The check
             costs one read of the gradients and one host sync per step (a gradient norm
-            overflowing float32 also counts as non-finite).
+            overflowing float32 also counts as non-finite). ``torch.compile(opt.step,
+            fullgraph=True)`` needs ``"propagate"`` (see the compile guide).
         fused: ``None`` (default): use torch's fused Adam kernels when the chain has a fused
-            form (see the performance guide); ``False``: never; ``True``: require it.
+            form (see the performance guide); ``False``: never; ``True``: require it. Inside
+            ``torch.compile`` the general path is traced instead, for the compiler to fuse.
         full_stats: also record statistics that cost a pass over the data (elementwise
             clipping fractions); see :meth:`stats` (default: ``False``).
 
@@ -166,7 +189,7 @@ class Modular(torch.optim.Optimizer):
             raise TypeError(f"Modular: fused must be None, True or False, got {fused!r}")
         if not isinstance(full_stats, bool):
             raise TypeError(f"Modular: full_stats must be True or False, got {full_stats!r}")
-        flat = flatten_modules(modules, "Modular")
+        flat = _unwrap_chains(flatten_modules(modules, "Modular"))
         if not flat:
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
         self.chain = Chain(*flat)
@@ -201,6 +224,7 @@ class Modular(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
+        param_group = {**param_group, "params": params}  # a generator is consumed once: keep the list
         plain = [p[1] if isinstance(p, tuple) else p for p in params]
         if len({id(p) for p in plain}) != len(plain):
             raise ValueError("Modular: a param group contains the same parameter twice; pass each parameter once")
@@ -273,16 +297,23 @@ class Modular(torch.optim.Optimizer):
             total_norm = global_norm([g for _, _, gg in groups for g in gg], 2.0)
             if not self._finite(total_norm, loss):
                 return loss
-        if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):
+        # under torch.compile the general path is traced: the compiler fuses it, while torch's fused
+        # kernels are opaque to it (torch.optim's own fused optimizers don't compile either)
+        if self._fused_plan is not None and not torch.compiler.is_compiling() and self._fused_plan.step(groups, total_norm):
             return loss
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
         var = Var(params=params, closure=closure, grad=grads, loss=loss)
         lr_module = self._trailing_lr
-        for m in self._head:
-            var = m.step(var)
+        head = self._head
+        i = 0
+        # an index, not an iterator: under torch.compile a graph break inside a module (a step
+        # guard's host sync) resumes in this loop, and dynamo mishandles a resumed list iterator
+        while i < len(head):
+            var = head[i].step(var)
             if var.skip_update:
                 return loss
+            i += 1
         update = var.update if var.update is not None else var.grad
         assert update is not None
         if lr_module is None:
@@ -310,7 +341,7 @@ class Modular(torch.optim.Optimizer):
         bad = ~torch.isfinite(total_norm)
         if isinstance(loss, Tensor):
             bad = bad | ~torch.isfinite(loss.detach()).all()
-        if not bool(bad):
+        if not host_bool(bad, _COMPILE_HINT):
             return True
         what = "the gradients" if not bool(torch.isfinite(total_norm)) else "the loss"
         if self.nonfinite == "raise":
@@ -362,16 +393,34 @@ class Modular(torch.optim.Optimizer):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim`` layout: ``{"state": {index: {"<path>.<key>": value}}, "param_groups": [...]}``
-        plus ``"global_state"``: ``{"<path>": {...}}`` for state that is not per parameter."""
+        plus ``"global_state"``: ``{"<path>": {...}}`` for state that is not per parameter.
+
+        The global state is also under the key ``"global_state"`` of the first param group (the
+        same dict), because ``torch.distributed.checkpoint`` keeps only ``"state"`` and
+        ``"param_groups"`` of an optimizer's state dict."""
         sd = super().state_dict()
         sd["global_state"] = {path: dict(m.global_state) for path, m in self.chain.named_modules() if m.global_state}
+        if sd["param_groups"]:
+            sd["param_groups"][0]["global_state"] = sd["global_state"]
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Loads a state dict from :meth:`state_dict`; tensors keep their saved dtype and move to
-        their parameter's device."""
+        their parameter's device.
+
+        Parameters may be referred to by index or by any other key that the saved param groups'
+        ``"params"`` lists use (``torch.distributed.checkpoint`` uses parameter names), as in
+        ``torch.optim``. The global state is read from ``"global_state"``, or else from the first
+        param group (where ``torch.distributed.checkpoint`` keeps it)."""
         state_dict = dict(state_dict)
-        global_state = state_dict.pop("global_state", {})
+        groups = [dict(g) for g in state_dict["param_groups"]]
+        in_group = groups[0].pop("global_state", None) if groups else None
+        state_dict["param_groups"] = groups
+        global_state = state_dict.pop("global_state", None)
+        if global_state is None:
+            global_state = in_group or {}
+        # saved keys -> parameters, by position in the param groups (as torch.optim does)
+        keys = [k for g in groups for k in g["params"]]
         # torch casts floating state to the parameter's dtype; keep the saved dtypes instead.
         saved = {k: dict(v) for k, v in state_dict["state"].items()}
         state_dict["state"] = {k: {} for k in saved}
@@ -381,9 +430,10 @@ class Modular(torch.optim.Optimizer):
         for group in self.param_groups:
             self.chain._bind_group(group, [self._key(p) for p in group["params"]])
         index = [p for g in self.param_groups for p in g["params"]]
+        position = {k: i for i, k in enumerate(keys)}
         view = _StateView(self)
         for i, flat in saved.items():
-            p = index[int(i)]
+            p = index[position[i] if i in position else int(i)]
             view[p] = {k: (v.to(p.device) if isinstance(v, Tensor) else v) for k, v in flat.items()}  # keeps dtype
         modules = dict(self.chain.named_modules())
         for path, gs in global_state.items():
