@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .norms import Dim, global_norm, reduce_dims, tensor_norm, tensor_norms
+from .norms import Dim, global_norm, has_dtensor, is_dtensor, reduce_dims, tensor_norm, tensor_norms
 
 __all__ = ["TINY_NORM", "norm_factor", "scale_by_norm_", "clip_value_", "centralize_"]
 
@@ -34,6 +34,17 @@ def norm_factor(n: Tensor, target: float | Tensor | None, mode: str, min_norm: f
         if min_norm is not None:
             f = f * (min_norm / n).clamp(min=1)
     return torch.where((n > TINY_NORM) & torch.isfinite(n), f, 1.0)
+
+
+def _local(t: Tensor) -> Tensor:
+    """``t`` itself, or the local shard of a DTensor (the same memory).
+
+    A tensor and a slice statistic of it (``tensor_norm(t, ord, dims)``) are combined shard by
+    shard: the statistic is replicated along the reduced dims and sharded like ``t`` elsewhere,
+    so the local shards broadcast. (DTensor itself has no in-place rule for a replicated
+    operand along a sharded dim of size 1.)
+    """
+    return t.to_local() if is_dtensor(t) else t
 
 
 def _uniform(values: Scalars, n: int) -> tuple[bool, list[float]]:
@@ -115,7 +126,7 @@ def scale_by_norm_(
             n = tensor_norm(t, ord, dims)
             tg = None if targets[i] is None else targets[i]
             f = norm_factor(n, tg, mode, mins[i])
-            t.mul_(f.to(t.dtype))
+            _local(t).mul_(_local(f.to(t.dtype)))
             if stats is not None:
                 stats.setdefault("norm", []).append(n)
                 stats.setdefault("factor", []).append(f)
@@ -156,16 +167,33 @@ def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_siz
     tensors = [t for t in tensors if t.numel() > 0]
     if not tensors:
         return
+    sharded = has_dtensor(tensors)
     if dim == "global":
         total = sum(t.numel() for t in tensors)
-        mean = torch.stack([t.sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None).to(torch.float64 if t.dtype == torch.float64 else torch.float32) for t in tensors]).sum() / total
+        if sharded:  # sums of whole tensors, across shards (one all_reduce)
+            sums = tensor_norms(tensors, "sum")
+        else:
+            sums = [t.sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None) for t in tensors]
+        mean = torch.stack([s.to(torch.float64 if t.dtype == torch.float64 else torch.float32) for s, t in zip(sums, tensors)]).sum() / total
         torch._foreach_sub_(tensors, mean)
         return
+    whole: list[Tensor] = []  # sharded tensors centred as a whole: one all_reduce for all of them
     for t in tensors:
         if t.ndim == 0:
             continue
         dims = reduce_dims(t.shape, dim, inverse_dims, min_size)  # type: ignore[arg-type]
         if dims is None:
             continue
+        if sharded:  # sums over the whole tensor's dims (DTensor's mean would all-gather the tensor)
+            if len(dims) == t.ndim:
+                whole.append(t)
+                continue
+            count = 1
+            for d in dims:
+                count *= t.shape[d]
+            _local(t).sub_(_local((tensor_norm(t, "sum", dims) / count).to(t.dtype)))
+            continue
         acc = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
         t.sub_(t.mean(dim=dims, keepdim=True, dtype=acc).to(t.dtype))
+    if whole:
+        torch._foreach_sub_(whole, [(s / t.numel()).to(t.dtype) for s, t in zip(tensor_norms(whole, "sum"), whole)])
