@@ -17,8 +17,8 @@ from typing import NamedTuple, Union
 import torch
 from torch import Tensor
 
-from .clipping import norm_factor
-from .norms import Dim, global_norm, reduce_dims, tensor_norm, tensor_norms
+from .clipping import _local, norm_factor
+from .norms import Dim, global_norm, has_dtensor, reduce_dims, tensor_norm, tensor_norms
 
 __all__ = [
     "MIN_REL_STD",
@@ -149,6 +149,16 @@ def agc_(
         return [f] * n
     gn = unit_norms(tensors, dim, inverse_dims)  # type: ignore[arg-type]
     wn = unit_norms(params, dim, inverse_dims)  # type: ignore[arg-type]
+    if has_dtensor(tensors):
+        # sharded (FSDP2): unit norms are DTensors; factors per tensor, applied shard by shard
+        cs, es = _values(clipping, n), _values(eps, n)
+        factors = [_agc_factor(g, w.to(g.dtype), c, e) for g, w, c, e in zip(gn, wn, cs, es)]
+        for t, f in zip(tensors, factors):
+            _local(t).mul_(_local(f.to(t.dtype)))
+        if stats is not None:
+            stats.setdefault("norm", []).extend(gn)
+            stats.setdefault("factor", []).extend(factors)
+        return factors
     # all units of all tensors in one vector: the factors take a few kernels, not a few per tensor
     dtype = torch.float64 if any(x.dtype == torch.float64 for x in gn) else torch.float32
     counts = [x.numel() for x in gn]

@@ -284,10 +284,17 @@ def _finish(stat: Tensor, ord: float | str, count: int) -> Tensor:
 
 
 def _sharded_stats(items: list[tuple[Tensor, tuple, tuple[int, ...], int]], ord: float | str) -> list[Tensor]:
-    """Norms of local shards over dims (kept), combined across shards.
+    """Norms of local shards over dims (kept), combined across shards; 0 where no element is
+    reduced (as :func:`tensor_norm` of a zero-size tensor).
 
     ``items``: ``(local shard, groups, dims, number of elements reduced in the whole tensor)``.
     """
+    out = _sharded_stats_(items, ord)
+    return [torch.zeros_like(r) if c == 0 else r for r, (_, _, _, c) in zip(out, items)]
+
+
+def _sharded_stats_(items: list[tuple[Tensor, tuple, tuple[int, ...], int]], ord: float | str) -> list[Tensor]:
+    """:func:`_sharded_stats` without the zero-size convention."""
     if ord in ("std", "var"):  # two passes (mean, then squared deviations): no cancellation
         xs = [x.to(_acc_dtype(x) or x.dtype) for x, _, _, _ in items]
         sums = _all_reduce([x.sum(d, keepdim=True) for x, (_, _, d, _) in zip(xs, items)], [g for _, g, _, _ in items], ["sum"] * len(items))
@@ -304,6 +311,7 @@ def _sharded_norm(t: Tensor, ord: float | str, dims: tuple[int, ...] | None, kee
     """:func:`tensor_norm` of a DTensor: the norm of the whole tensor over ``dims``."""
     from torch.distributed.tensor import DTensor, Replicate
 
+    ord = ord if isinstance(ord, str) else float(ord)
     ndim = max(t.ndim, 1)
     shape = tuple(t.shape) or (1,)
     dims = tuple(range(ndim)) if dims is None else tuple(sorted(d % ndim for d in dims))
@@ -327,6 +335,7 @@ def _sharded_norm(t: Tensor, ord: float | str, dims: tuple[int, ...] | None, kee
 
 def _sharded_norms(tensors: list[Tensor], ord: float | str) -> list[Tensor]:
     """:func:`tensor_norms` of a list holding DTensors: plain 0-dim tensors, equal on every rank."""
+    ord = ord if isinstance(ord, str) else float(ord)
     out: list[Tensor] = [None] * len(tensors)  # type: ignore[list-item]
     plain = [i for i, t in enumerate(tensors) if not is_dtensor(t)]
     if plain:
@@ -382,10 +391,13 @@ def _sharded_global_stat(tensors: list[Tensor], ord: str) -> Tensor:
     # std/var of all elements of all tensors: two passes over the shards, plain tensors counted once
     dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
     count = sum(t.numel() for t in tensors)
-    locals_, groups = zip(*((*_shard(t, None),) if is_dtensor(t) else (t, ()) for t in tensors))
-    xs = [x.reshape(-1).to(dtype) for x in locals_]
-    sums = _all_reduce([x.sum() for x in xs], list(groups), ["sum"] * len(xs))
+    xs, groups = [], []
+    for t in tensors:
+        x, g = _shard(t, None) if is_dtensor(t) else (t, ())
+        xs.append(x.reshape(-1).to(dtype))
+        groups.append(g)
+    sums = _all_reduce([x.sum() for x in xs], groups, ["sum"] * len(xs))
     mean = torch.stack(sums).sum() / count
-    m2 = torch.stack(_all_reduce([(x - mean).pow(2).sum() for x in xs], list(groups), ["sum"] * len(xs))).sum()
+    m2 = torch.stack(_all_reduce([(x - mean).pow(2).sum() for x in xs], groups, ["sum"] * len(xs))).sum()
     var = m2 / (count - 1) if count > 1 else torch.full_like(m2, math.nan)
     return var.sqrt() if ord == "std" else var

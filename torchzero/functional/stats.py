@@ -6,13 +6,19 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from .norms import is_dtensor
+
 __all__ = ["summarize_norm_scaling"]
+
+
+def _full(t: Tensor) -> Tensor:
+    return t.full_tensor() if is_dtensor(t) else t  # sharded (FSDP2) norms: read only when logged
 
 
 def _flat(parts: Sequence[Tensor] | Tensor) -> Tensor:
     if isinstance(parts, Tensor):
-        return parts.reshape(-1).float()
-    return torch.cat([p.reshape(-1).float() for p in parts]) if parts else torch.zeros(0)
+        return _full(parts).reshape(-1).float()
+    return torch.cat([_full(p).reshape(-1).float() for p in parts]) if parts else torch.zeros(0)
 
 
 def summarize_norm_scaling(raw: Mapping[str, Sequence[Tensor] | Tensor], is_global: bool) -> dict[str, Tensor]:
