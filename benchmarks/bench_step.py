@@ -63,6 +63,13 @@ class Case:
     description: str = ""
 
 
+NONFINITE = "skip"  # torchzero's default; --nonfinite propagate measures torch.optim's semantics
+
+
+def _modular(params, *modules):
+    return tz.Modular(params, *modules, nonfinite=NONFINITE)
+
+
 # --------------------------------------------------------------------------- #
 # torch reference sides
 # --------------------------------------------------------------------------- #
@@ -87,13 +94,13 @@ def torch_clipnorm_adam(params: list[torch.Tensor], max_norm: float = 1.0, lr: f
 CASES: list[Case] = [
     Case(
         name="clipnorm+adam",
-        tz=lambda p: tz.Modular(p, tz.m.ClipNorm(1.0, dim="global"), tz.m.Adam(), tz.m.LR(1e-3)).step,
+        tz=lambda p: _modular(p, tz.m.ClipNorm(1.0, dim="global"), tz.m.Adam(), tz.m.LR(1e-3)).step,
         torch=torch_clipnorm_adam,
         description="global grad-norm clip to 1.0 + Adam(lr=1e-3) vs clip_grad_norm_(foreach) + Adam(fused)",
     ),
     Case(
         name="adam",
-        tz=lambda p: tz.Modular(p, tz.m.Adam(), tz.m.LR(1e-3)).step,
+        tz=lambda p: _modular(p, tz.m.Adam(), tz.m.LR(1e-3)).step,
         torch=torch_adam,
         description="Adam(lr=1e-3) vs torch.optim.Adam(fused=True)",
     ),
@@ -236,19 +243,19 @@ def foreach_clip_value_growth(params, mul=1.5, min_value=1e-4, max_decay=2.0):
 
 
 def _tz(modules_fn):
-    return lambda p: tz.Modular(p, *modules_fn(), tz.m.LR(LR)).step
+    return lambda p: _modular(p, *modules_fn(), tz.m.LR(LR)).step
 
 
 CASES += [
     Case(
         name="clipnorm(grad)+adam",
-        tz=lambda p: tz.Modular(p, tz.m.ClipNorm(1.0, dim="global", target="grad"), tz.m.Adam(), tz.m.LR(1e-3)).step,
+        tz=lambda p: _modular(p, tz.m.ClipNorm(1.0, dim="global", target="grad"), tz.m.Adam(), tz.m.LR(1e-3)).step,
         torch=torch_clipnorm_adam,
         description="as clipnorm+adam, with target='grad' (p.grad holds the clipped gradient, as after torch's clip_grad_norm_)",
     ),
     Case(
         name="adamw",
-        tz=lambda p: tz.Modular(p, tz.m.Adam(), tz.m.WeightDecay(0.01), tz.m.LR(1e-3)).step,
+        tz=lambda p: _modular(p, tz.m.Adam(), tz.m.WeightDecay(0.01), tz.m.LR(1e-3)).step,
         torch=torch_adamw,
         description="Adam, WeightDecay(0.01), LR(1e-3) vs torch.optim.AdamW(weight_decay=0.01, fused=True)",
     ),
@@ -412,11 +419,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=workloads.DEFAULT_SEED)
     ap.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ap.add_argument("--json", metavar="PATH", default=None, help="also write results as JSON to PATH")
+    ap.add_argument(
+        "--nonfinite",
+        choices=["skip", "raise", "propagate"],
+        default="skip",
+        help="torchzero's non-finite policy (default: skip, the library default; 'propagate' is torch.optim's behaviour)",
+    )
     return ap.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    global NONFINITE
+    NONFINITE = args.nonfinite
     if tz is None or not hasattr(tz, "Modular"):
         why = "module not found" if tz is None else f"{tz!r} has no `Modular` (package incomplete?)"
         print(f"error: `import torchzero` is not usable: {why}", file=sys.stderr)
@@ -439,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"torch:       {env['torch_version']}   torchzero: {env['torchzero_version']} ({env['torchzero_path']})")
     print(f"threads:     torch.get_num_threads()={env['num_threads']}  (os.cpu_count()={env['cpu_count']})")
     print(f"platform:    {env['platform']}  python {env['python']}  device={env['device']}")
+    print(f"nonfinite:   {args.nonfinite} (torchzero's non-finite policy)")
     for w in wls:
         ps = workloads.WORKLOADS[w](seed=args.seed, device="cpu")
         print(f"workload:    {w:<11} {workloads.describe(ps)}")

@@ -121,7 +121,11 @@ class FusedAdam:
         """Performs the step for ``(group, params, grads)`` triples; ``False`` if it can't.
 
         ``l2_norm``: the global L2 norm of the gradients if already computed (reused by an L2 clip).
+        Under ``torch.compile`` it declines: the compiler fuses the general path, while torch's
+        fused kernels are opaque to it (torch.optim's own fused optimizers don't compile either).
         """
+        if torch.compiler.is_compiling():
+            return False
         if any(m._overrides_any for m in self.modules):  # per-parameter overrides: general path
             return False
         specs = []

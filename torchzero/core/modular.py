@@ -297,9 +297,7 @@ class Modular(torch.optim.Optimizer):
             total_norm = global_norm([g for _, _, gg in groups for g in gg], 2.0)
             if not self._finite(total_norm, loss):
                 return loss
-        # under torch.compile the general path is traced: the compiler fuses it, while torch's fused
-        # kernels are opaque to it (torch.optim's own fused optimizers don't compile either)
-        if self._fused_plan is not None and not torch.compiler.is_compiling() and self._fused_plan.step(groups, total_norm):
+        if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
             return loss
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
@@ -322,7 +320,12 @@ class Modular(torch.optim.Optimizer):
         # a trailing LR is folded into the parameter update: one pass instead of two
         (lr,) = resolve([lr_module.settings(p) for p in params], "lr")
         if is_uniform(lr) and not isinstance(lr, Tensor):
-            torch._foreach_add_(params, update, alpha=-lr)
+            if torch.compiler.is_compiling():
+                # ``u * lr`` lets inductor take lr as an input; a scalar argument of a foreach op
+                # would be specialised, recompiling whenever a scheduler changes lr
+                torch._foreach_sub_(params, [u * lr for u in update])
+            else:
+                torch._foreach_add_(params, update, alpha=-lr)
         else:
             torch._foreach_sub_(params, torch._foreach_mul(update, lr if is_uniform(lr) else list(lr)))
         return loss

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
+import torch
+
 __all__ = ["Scalar", "is_one", "is_value", "smap", "collapse"]
 
 Scalar = Union[float, Sequence[float]]
@@ -29,8 +31,16 @@ def smap(f: Callable[..., Any], *xs: Any) -> Any:
 
 
 def collapse(x: Any) -> Any:
-    """A per-tensor list whose values are all equal as that one value; anything else as is."""
+    """A per-tensor list whose values are all equal as that one value; anything else as is.
+
+    Under ``torch.compile`` the values (per-parameter step counters, symbolic there) are compared
+    as floats: an integer equality would let the compiler replace one counter by another, and
+    inductor (torch 2.13) can then emit code that uses a counter it never binds (``NameError:
+    name 's47' is not defined``); a float equality is only a guard.
+    """
     if is_one(x) or not x:
         return x
     first = x[0]
+    if torch.compiler.is_compiling():
+        return first if all(float(v) == float(first) for v in x) else list(x)
     return first if all(v == first for v in x) else list(x)

@@ -10,6 +10,7 @@ from torch import Tensor
 from ...core.settings import as_list, is_uniform, resolve
 from ...core.transform import Transform
 from ...core.var import Var
+from ...functional._scalars import collapse
 from ...functional.adam import adam_direction, ema_moments_
 from ...utils.validation import check_beta, check_bool, check_number
 
@@ -119,8 +120,7 @@ class Adam(Transform):
         beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
             settings, "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
         )
-        steps = [st["step"] for st in states]
-        step = steps[0] if all(t == steps[0] for t in steps) else steps
+        step = collapse([st["step"] for st in states])
         if is_uniform(amsgrad) and not amsgrad:
             v = [st["exp_avg_sq"] for st in states]
         else:

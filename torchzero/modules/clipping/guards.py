@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...core.module import Module
 from ...core.settings import as_list, group_by, resolve
+from ...core.sync import host_bool
 from ...core.var import Var
 from ...functional.adaptive_clipping import MIN_REL_STD, all_finite, filled, norm_zscore, push_history
 from ...functional.norms import global_norm
@@ -31,6 +32,16 @@ from ...utils.validation import check_int, check_number
 from .adaptive import latest_state, write_state
 
 __all__ = ["SkipNonFinite", "SkipOnSpike"]
+
+
+def _compile_hint(name: str) -> str:
+    """The graph-break message of guard ``name`` under ``torch.compile``."""
+    return (
+        f"torchzero: {name} decides on the host whether to skip the step (one host sync), which "
+        f"torch.compile(fullgraph=True) cannot capture. Compile without fullgraph=True (the step then compiles in "
+        f"pieces around the decision), or leave {name} out of the optimizer whose step you compile with "
+        f"fullgraph=True. See docs/guide/compile.md."
+    )
 
 
 def _check_optional_int(name: str, value: Any, owner: str, min: int) -> None:
@@ -111,6 +122,8 @@ class SkipNonFinite(_StepGuard):
         1
     """
 
+    _COMPILE_HINT = _compile_hint("SkipNonFinite")
+
     def __init__(self, max_consecutive: int | None = 10):
         super().__init__({"max_consecutive": max_consecutive})
 
@@ -130,7 +143,7 @@ class SkipNonFinite(_StepGuard):
         elif isinstance(loss, (int, float)) and not math.isfinite(loss):
             ok = torch.zeros((), dtype=torch.bool)
         self.record_stats(skipped=(~ok).float())
-        if bool(ok):  # the one host sync: the decision to skip
+        if host_bool(ok, self._COMPILE_HINT):  # the one host sync: the decision to skip
             self._good_step()
             return var
 
@@ -185,6 +198,8 @@ class SkipOnSpike(_StepGuard):
         >>> opt = tz.Modular(model.parameters(), tz.m.SkipOnSpike(sigma=6), tz.m.Adam(), tz.m.LR(1e-3))
     """
 
+    _COMPILE_HINT = _compile_hint("SkipOnSpike")
+
     def __init__(self, sigma: float = 6, window: int = 128, warmup: int = 32, max_consecutive: int | None = 10):
         super().__init__(dict(sigma=sigma, window=window, warmup=warmup, max_consecutive=max_consecutive))
 
@@ -226,7 +241,7 @@ class SkipOnSpike(_StepGuard):
             pending.append((sts, prev, n, buf, count, window, sigma))
         skip = flags[0] if len(flags) == 1 else torch.stack(flags).any()
         self.record_stats(norm=pending[0][2], zscores=zscores, skipped=skip)
-        if not bool(skip):  # the one host sync: the decision to skip
+        if not host_bool(skip, self._COMPILE_HINT):  # the one host sync: the decision to skip
             for sts, prev, n, buf, count, window, _ in pending:
                 buf, count = push_history(buf, n, count, window)
                 write_state(sts, {"step": prev["step"] + 1 if prev else 1, "count": count, "norm_window": buf})

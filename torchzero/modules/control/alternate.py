@@ -73,7 +73,8 @@ class Alternate(Module):
             return var
         step = self.global_state.get("step", 0)
         self.global_state["step"] = step + 1
-        return self.children[str(self.current(step))].step(var)
+        # indexed by position, not by str(index): under torch.compile the step counter may be symbolic
+        return list(self.children.values())[self.current(step)].step(var)
 
 
 class Multistep(Module):

@@ -100,6 +100,9 @@ class Split(Module):
     def __init__(self, filter: Filter, true: Any, false: Any):
         super().__init__()
         self._preds, self._tensors, self._patterns = _parse_filter(filter)
+        # parameter -> whether its name matches a pattern, found when Modular binds the param
+        # groups (so the step does no string matching, which torch.compile could not trace)
+        self._name_match: dict[Tensor, bool] = {}
         if true is not None:
             self.set_child("true", true)
         if false is not None:
@@ -116,6 +119,13 @@ class Split(Module):
         return ", ".join(parts)
 
     # ------------------------------------------------------------------ selection
+    def _bind_group(self, group: dict[str, Any], keys: list[Tensor] | None = None) -> None:
+        super()._bind_group(group, keys)
+        names = group.get("param_names") if self._patterns else None
+        if names is not None:
+            for p, name in zip(group["params"] if keys is None else keys, names):
+                self._name_match[p] = any(fnmatch.fnmatchcase(name, pat) for pat in self._patterns)
+
     def _names(self, params: list[Tensor]) -> list[str | None]:
         """Each parameter's name from its param group's ``"param_names"`` (None where there is none).
 
@@ -148,6 +158,9 @@ class Split(Module):
         if self._preds:
             out = [o or any(bool(f(p)) for f in self._preds) for o, p in zip(out, params)]
         if self._patterns:
+            known = self._name_match
+            if all(p in known for p in params):
+                return [o or known[p] for o, p in zip(out, params)]
             for i, (p, name) in enumerate(zip(params, self._names(params))):
                 if out[i]:
                     continue

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...core.settings import resolve
 from ...core.transform import Transform
+from ...functional._scalars import collapse
 from ...functional.momentum import debias_
 from ...utils.validation import check_beta, check_number
 
@@ -71,6 +72,4 @@ class Debias(Transform):
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         beta1, beta2, alpha, pow_ = resolve(settings, "beta1", "beta2", "alpha", "pow")
-        steps = [st["step"] for st in states]
-        step = steps[0] if all(t == steps[0] for t in steps) else steps
-        return debias_(tensors, step, beta1, beta2, alpha, pow_)
+        return debias_(tensors, collapse([st["step"] for st in states]), beta1, beta2, alpha, pow_)

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ...core.settings import as_list, is_uniform, resolve, subset
 from ...core.transform import Transform
+from ...functional._scalars import collapse
 from ...functional.momentum import debias_, ema_, nesterov_
 from ...utils.validation import check_beta, check_bool, check_choice, check_number
 
@@ -30,11 +31,6 @@ def check_momentum_settings(s: Mapping[str, Any], owner: str) -> None:
         check_bool("lerp", s["lerp"], owner=owner)
     if "ema_init" in s:
         check_choice("ema_init", s["ema_init"], EMA_INITS, owner=owner)
-
-
-def _steps(states: list[dict[str, Any]]) -> int | list[int]:
-    steps = [st["step"] for st in states]
-    return steps[0] if all(t == steps[0] for t in steps) else steps
 
 
 def update_buffers(tensors: list[Tensor], states: list[dict[str, Any]], settings, ema_init: Any) -> list[Tensor]:  # type: ignore[no-untyped-def]
@@ -130,10 +126,10 @@ class EMA(Transform):
         momentum, debiased = resolve(settings, "momentum", "debiased")
         if is_uniform(debiased):
             if debiased:
-                debias_(tensors, _steps(states), beta1=momentum)
+                debias_(tensors, collapse([st["step"] for st in states]), beta1=momentum)
             return tensors
         idx = [i for i, d in enumerate(debiased) if d]
-        debias_([tensors[i] for i in idx], _steps([states[i] for i in idx]), beta1=subset(momentum, idx))
+        debias_([tensors[i] for i in idx], collapse([states[i]["step"] for i in idx]), beta1=subset(momentum, idx))
         return tensors
 
 

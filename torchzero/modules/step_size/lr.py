@@ -47,6 +47,10 @@ class LR(Transform):
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         (lr,) = resolve(settings, "lr")
+        if is_uniform(lr) and torch.compiler.is_compiling():
+            # ``t * lr`` lets inductor take lr as an input; a scalar argument of a foreach op
+            # would be specialised, recompiling whenever a scheduler changes lr
+            return [t * lr for t in tensors]
         if is_uniform(lr):
             if not (isinstance(lr, (int, float)) and lr == 1):
                 torch._foreach_mul_(tensors, lr)

@@ -130,8 +130,9 @@ class WarmupNormClip(Transform):
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         n = len(tensors)
         steps, start, end = (as_list(v, n) for v in resolve(settings, "steps", "start_norm", "end_norm"))
-        # tensors with equal (step, settings) share one norm; compared with == rather than hashed,
-        # so that under torch.compile a symbolic step counter is not specialised (a recompile per step)
+        # tensors with equal (step, settings) share one norm; compared rather than hashed, so that
+        # under torch.compile a symbolic step counter is not specialised (a recompile per step),
+        # and the counters as floats (see functional._scalars.collapse)
         groups: list[tuple[Any, ...]] = []
         members: list[list[int]] = []
         for i, st in enumerate(states):
@@ -139,7 +140,7 @@ class WarmupNormClip(Transform):
             if k < steps[i]:
                 key = (k, steps[i], start[i], end[i])
                 for key_, idx in zip(groups, members):
-                    if key_ == key:
+                    if float(key_[0]) == float(k) and key_[1:] == key[1:]:
                         idx.append(i)
                         break
                 else:
