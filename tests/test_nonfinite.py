@@ -122,3 +122,21 @@ def test_skipped_steps_count_survives_a_checkpoint():
     opt2 = tz.Modular([p.detach().clone().requires_grad_() for p in params], tz.m.Adam(), tz.m.LR(1e-2))
     opt2.load_state_dict(opt.state_dict())
     assert opt2.skipped_steps == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64], ids=str)
+@pytest.mark.parametrize("bad", list(BAD))
+def test_finite_probe_is_finite_iff_all_elements_are(bad, dtype):
+    from torchzero.functional.norms import finite_probe
+
+    g = torch.Generator().manual_seed(0)
+    ts = [(torch.randn(s, generator=g) * 100).to(dtype) for s in [(5, 4), (7,), (), (0,)]]
+    assert torch.isfinite(finite_probe(ts))
+    for i in range(3):
+        poisoned = [t.clone() for t in ts]
+        poisoned[i].view(-1)[0] = BAD[bad]
+        assert not torch.isfinite(finite_probe(poisoned))
+    # +inf and -inf in different tensors must not cancel
+    mixed = [t.clone() for t in ts]
+    mixed[0].view(-1)[0], mixed[1].view(-1)[0] = math.inf, -math.inf
+    assert not torch.isfinite(finite_probe(mixed))

@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ..functional.norms import global_norm
+from ..functional.norms import finite_probe, global_norm
 from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
 from .fused import plan
@@ -294,8 +294,14 @@ class Modular(torch.optim.Optimizer):
                 m._last_stats = {}
         total_norm = None
         if self.nonfinite != "propagate":
-            total_norm = global_norm([g for _, _, gg in groups for g in gg], 2.0)
-            if not self._finite(total_norm, loss):
+            all_grads = [g for _, _, gg in groups for g in gg]
+            plan = self._fused_plan
+            if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
+                total_norm = global_norm(all_grads, 2.0)
+                check = total_norm
+            else:
+                check = finite_probe(all_grads)
+            if not self._finite(check, loss):
                 return loss
         if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
             return loss
@@ -346,7 +352,7 @@ class Modular(torch.optim.Optimizer):
             bad = bad | ~torch.isfinite(loss.detach()).all()
         if not host_bool(bad, _COMPILE_HINT):
             return True
-        what = "the gradients" if not bool(torch.isfinite(total_norm)) else "the loss"
+        what = "the gradients" if not bool(torch.isfinite(total_norm)) else "the loss"  # total_norm: the probe
         if self.nonfinite == "raise":
             raise FloatingPointError(
                 f"Modular: {what} of this step contain NaN or inf (gradient norm {total_norm.item()}); nothing was "
