@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(f"command: {' '.join(['python', *sys.argv])}")
     print("workload: transformer-like, 56.7M float32 parameters (one gradient copy = 227 MB)\n")
-    print(f"| case | side | steady MB | peak MB | transient MB |")
+    print("| case | side | steady MB | peak MB | transient MB |")
     print("|---|---|---:|---:|---:|")
     rows = []
     for case in args.cases:

@@ -5,28 +5,18 @@ Scalars may be one value for all tensors or a list with one value per tensor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
 
 import torch
 from torch import Tensor
+
+from ._scalars import Scalar
+from ._scalars import is_one as _one
+from ._scalars import smap as _map
 
 from .powers import add_eps_
 
 __all__ = ["ema_moments_", "adam_direction"]
 
-Scalar = Union[float, Sequence[float]]
-
-
-def _one(x: Any) -> bool:
-    return not isinstance(x, (list, tuple))
-
-
-def _map(f: Any, *xs: Any) -> Any:
-    """``f`` applied to scalars, or elementwise to lists."""
-    if all(_one(x) for x in xs):
-        return f(*xs)
-    n = max(len(x) for x in xs if not _one(x))
-    return [f(*(x if _one(x) else x[i] for x in xs)) for i in range(n)]
 
 
 def ema_moments_(

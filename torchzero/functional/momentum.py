@@ -12,6 +12,10 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
+from ._scalars import Scalar
+from ._scalars import is_one as _one
+from ._scalars import smap as _map
+
 __all__ = [
     "CAUTIOUS_MODES",
     "ema_weight",
@@ -23,23 +27,10 @@ __all__ = [
     "cautious_",
 ]
 
-Scalar = Union[float, Sequence[float]]
 Flag = Union[bool, Sequence[bool]]
 
 CAUTIOUS_MODES = ("zero", "grad", "backtrack")
 """What :func:`cautious_` does with elements whose sign disagrees with the gradient."""
-
-
-def _one(x: Any) -> bool:
-    return not isinstance(x, (list, tuple))
-
-
-def _map(f: Any, *xs: Any) -> Any:
-    """``f`` applied to scalars, or elementwise to lists (scalars are broadcast)."""
-    if all(_one(x) for x in xs):
-        return f(*xs)
-    n = max(len(x) for x in xs if not _one(x))
-    return [f(*(x if _one(x) else x[i] for x in xs)) for i in range(n)]
 
 
 def _is(x: Any, value: float) -> bool:
