@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--steps", type=int, default=200, help="number of optimizer steps (default: 200)")
     parser.add_argument("--print-every", type=int, default=None, help="print the loss every N steps (default: steps // 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the model (default: 0)")
+    parser.add_argument("--out", default=None, help="if given, a folder to write the loss curve to (loss.png; needs matplotlib)")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
@@ -47,14 +48,39 @@ def main(argv: list[str] | None = None) -> float:
     )
 
     loss = torch.tensor(float("nan"))
+    losses = []
     for step in range(1, args.steps + 1):
         loss = nn.functional.mse_loss(model(x), y)
+        losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step == 1 or step % every == 0 or step == args.steps:
             print(f"step {step:4d}  loss {loss.item():.6f}", flush=True)
+    if args.out:
+        _plot(losses, args.out)
     return loss.item()
+
+
+def _plot(losses: list[float], out: str) -> None:
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(range(1, len(losses) + 1), losses)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (MSE)")
+    ax.set_title("quickstart: ClipNorm(1, global), Adam, LR(1e-2)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = os.path.join(out, "loss.png")
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
