@@ -11,54 +11,7 @@ import pytest
 import torch
 
 import torchzero as tz
-
-
-def rosenbrock(xy):
-    x, y = xy[0], xy[1]
-    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
-
-
-def run_rosenbrock(modules, steps=600):
-    xy = torch.tensor([-1.5, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = tz.Modular([xy], *modules)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = rosenbrock(xy)
-        loss.backward()
-        opt.step()
-    return rosenbrock(xy).item()
-
-
-def _mlp_data():
-    g = torch.Generator().manual_seed(0)
-    X = torch.randn(256, 8, generator=g)
-    w1, w2 = torch.randn(8, 16, generator=g), torch.randn(16, 1, generator=g)
-    y = torch.tanh(X @ w1) @ w2 / 4 + 0.01 * torch.randn(256, 1, generator=g)
-    return X, y
-
-
-def run_mlp(modules, steps=300):
-    # one intra-op thread: this tiny model is 30x slower when its threads compete with other processes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_mlp(modules, steps)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_mlp(modules, steps):
-    X, y = _mlp_data()
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
-    opt = tz.Modular(model.parameters(), *modules)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(X), y)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return torch.nn.functional.mse_loss(model(X), y).item()
+from training import mlp_data, rosenbrock, run_mlp, run_rosenbrock
 
 
 ROSEN_LR = 1e-3
@@ -98,7 +51,7 @@ MLP_SGD_CHAINS = {
 
 @pytest.fixture(scope="module")
 def mlp_losses():
-    X, y = _mlp_data()
+    X, y = mlp_data()
     return {
         "initial": torch.nn.functional.mse_loss(torch.zeros_like(y), y).item(),
         "sgd": run_mlp([tz.m.LR(MLP_LR)]),

@@ -9,6 +9,7 @@ import torch
 
 import torchzero as tz
 from conftest import make_params, set_grads
+from training import mlp_data, run_mlp, run_rosenbrock
 from torchzero.functional.warmup import linear_warmup
 
 SHAPES = ((6, 4), (4,), (), (3, 2, 2))
@@ -228,47 +229,6 @@ def test_warmup_norm_clip_target_grad_is_not_an_argument():
 
 
 # ------------------------------------------------------------------------------ convergence smoke
-def _mlp_data():
-    g = torch.Generator().manual_seed(0)
-    X = torch.randn(256, 8, generator=g)
-    w1, w2 = torch.randn(8, 16, generator=g), torch.randn(16, 1, generator=g)
-    y = torch.tanh(X @ w1) @ w2 / 4 + 0.01 * torch.randn(256, 1, generator=g)
-    return X, y
-
-
-def _run_mlp(modules, steps=300):
-    # one intra-op thread: this tiny model is 30x slower when its threads compete with other processes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        X, y = _mlp_data()
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
-        opt = tz.Modular(model.parameters(), *modules)
-        for _ in range(steps):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(model(X), y).backward()
-            opt.step()
-        with torch.no_grad():
-            return torch.nn.functional.mse_loss(model(X), y).item()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _rosenbrock(xy):
-    return (1 - xy[0]) ** 2 + 100 * (xy[1] - xy[0] ** 2) ** 2
-
-
-def _run_rosenbrock(modules, steps=600):
-    xy = torch.tensor([-1.5, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = tz.Modular([xy], *modules)
-    for _ in range(steps):
-        opt.zero_grad()
-        _rosenbrock(xy).backward()
-        opt.step()
-    return _rosenbrock(xy).item()
-
-
 def test_warmup_is_a_linear_lambda_lr_schedule():
     """Adam + LR + Warmup follows the same trajectory as Adam + LR under an equivalent LambdaLR."""
     params = make_params(SHAPES)
@@ -298,8 +258,8 @@ ROSENBROCK_CHAINS = {
 
 @pytest.mark.parametrize("name", list(ROSENBROCK_CHAINS))
 def test_rosenbrock_warmed_up_momentum_beats_plain_sgd(name):
-    sgd = _run_rosenbrock([tz.m.LR(1e-3)])
-    loss = _run_rosenbrock(ROSENBROCK_CHAINS[name]())
+    sgd = run_rosenbrock([tz.m.LR(1e-3)])
+    loss = run_rosenbrock(ROSENBROCK_CHAINS[name]())
     assert loss < 0.01 * sgd, (loss, sgd)
 
 
@@ -313,19 +273,19 @@ MLP_CHAINS = {
 
 @pytest.fixture(scope="module")
 def mlp_sgd_loss():
-    return _run_mlp([tz.m.LR(0.05)])
+    return run_mlp([tz.m.LR(0.05)])
 
 
 @pytest.mark.parametrize("name", list(MLP_CHAINS))
 def test_mlp_warmed_up_optimizers_beat_plain_sgd(name, mlp_sgd_loss):
-    loss = _run_mlp(MLP_CHAINS[name]())
+    loss = run_mlp(MLP_CHAINS[name]())
     assert loss < 0.5 * mlp_sgd_loss, (loss, mlp_sgd_loss)
 
 
 def test_mlp_step_size_trains_like_lr():
-    X, y = _mlp_data()
+    X, y = mlp_data()
     initial = torch.nn.functional.mse_loss(torch.zeros_like(y), y).item()
-    base = _run_mlp([tz.m.Adam(), tz.m.LR(1e-2)])
-    loss = _run_mlp([tz.m.Adam(), tz.m.StepSize(1e-2)])
+    base = run_mlp([tz.m.Adam(), tz.m.LR(1e-2)])
+    loss = run_mlp([tz.m.Adam(), tz.m.StepSize(1e-2)])
     assert base < 0.1 * initial
     assert loss < 1.5 * base, (loss, base)

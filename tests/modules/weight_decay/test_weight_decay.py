@@ -6,6 +6,7 @@ import torch
 
 import torchzero as tz
 from conftest import make_params, set_grads
+from training import mlp_data, rosenbrock, run_mlp, run_rosenbrock
 
 SHAPES = ((6, 4), (4,), (), (3, 2, 2))
 
@@ -281,51 +282,6 @@ def test_direct_weight_decay_works_in_apply_transform_on_leaf_params():
 
 
 # ------------------------------------------------------------------------------ convergence smoke
-def _mlp_data():
-    g = torch.Generator().manual_seed(0)
-    X = torch.randn(256, 8, generator=g)
-    w1, w2 = torch.randn(8, 16, generator=g), torch.randn(16, 1, generator=g)
-    y = torch.tanh(X @ w1) @ w2 / 4 + 0.01 * torch.randn(256, 1, generator=g)
-    return X, y
-
-
-def _run_mlp(modules, steps=300):
-    # one intra-op thread: this tiny model is 30x slower when its threads compete with other processes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_mlp(modules, steps)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_mlp(modules, steps):
-    X, y = _mlp_data()
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
-    opt = tz.Modular(model.parameters(), *modules)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.mse_loss(model(X), y).backward()
-        opt.step()
-    with torch.no_grad():
-        return torch.nn.functional.mse_loss(model(X), y).item()
-
-
-def _rosenbrock(xy):
-    return (1 - xy[0]) ** 2 + 100 * (xy[1] - xy[0] ** 2) ** 2
-
-
-def _run_rosenbrock(modules, steps=600):
-    xy = torch.tensor([-1.5, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = tz.Modular([xy], *modules)
-    for _ in range(steps):
-        opt.zero_grad()
-        _rosenbrock(xy).backward()
-        opt.step()
-    return _rosenbrock(xy).item()
-
-
 @pytest.mark.parametrize(
     "name, chain, baseline",
     [
@@ -336,10 +292,10 @@ def _run_rosenbrock(modules, steps=600):
     ids=["AdamW", "Adam-DirectWeightDecay", "SGDM-coupled"],
 )
 def test_mlp_small_weight_decay_trains_like_the_undecayed_optimizer(name, chain, baseline):
-    X, y = _mlp_data()
+    X, y = mlp_data()
     initial = torch.nn.functional.mse_loss(torch.zeros_like(y), y).item()
-    base = _run_mlp(baseline())
-    loss = _run_mlp(chain())
+    base = run_mlp(baseline())
+    loss = run_mlp(chain())
     assert base < 0.1 * initial
     # a small decay regularises a little: within 1.5x of the undecayed optimizer's loss
     assert loss < 1.5 * base, (loss, base)
@@ -347,8 +303,8 @@ def test_mlp_small_weight_decay_trains_like_the_undecayed_optimizer(name, chain,
 
 def test_rosenbrock_adamw_converges_like_adam():
     """The minimum (1, 1) is not at 0, so decay biases it slightly; AdamW must still reach Adam's basin."""
-    start = _rosenbrock(torch.tensor([-1.5, 2.0])).item()
-    adam = _run_rosenbrock([tz.m.Adam(), tz.m.LR(5e-2)])
-    adamw = _run_rosenbrock([tz.m.Adam(), tz.m.WeightDecay(1e-4), tz.m.LR(5e-2)])
+    start = rosenbrock(torch.tensor([-1.5, 2.0])).item()
+    adam = run_rosenbrock([tz.m.Adam(), tz.m.LR(5e-2)])
+    adamw = run_rosenbrock([tz.m.Adam(), tz.m.WeightDecay(1e-4), tz.m.LR(5e-2)])
     assert adam < 1e-2 * start
     assert adamw < 2 * adam + 1e-3, (adamw, adam)
