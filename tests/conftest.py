@@ -75,3 +75,16 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: D103
     lines += ["", f"Run on torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def step_in_lockstep(params, opt, ref_params, ref_opt, steps: int, missing: int | None = None) -> None:
+    """Steps two optimizers on the same seeded gradients; with ``missing``, that parameter gets
+    no gradient on every third step (on both sides)."""
+    for step in range(steps):
+        set_grads(params, step)
+        set_grads(ref_params, step)
+        if missing is not None and step % 3 == 0:
+            params[missing].grad = None
+            ref_params[missing].grad = None
+        opt.step()
+        ref_opt.step()

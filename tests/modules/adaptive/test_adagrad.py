@@ -5,20 +5,9 @@ import pytest
 import torch
 
 import torchzero as tz
-from conftest import make_params, set_grads
+from conftest import make_params, step_in_lockstep
 
 SHAPES = ((6, 4), (4,), (), (3, 2, 2))
-
-
-def _trajectories(tz_params, tz_opt, ref_params, ref_opt, steps, missing=None):
-    for step in range(steps):
-        set_grads(tz_params, step)
-        set_grads(ref_params, step)
-        if missing is not None and step % 3 == 0:
-            tz_params[missing].grad = None
-            ref_params[missing].grad = None
-        tz_opt.step()
-        ref_opt.step()
 
 
 @pytest.mark.parametrize(
@@ -31,7 +20,7 @@ def test_matches_torch_adagrad_500_steps(kw):
     ref = [p.detach().clone().requires_grad_() for p in params]
     opt = tz.Modular(params, tz.m.Adagrad(**kw), tz.m.LR(0.1))
     topt = torch.optim.Adagrad(ref, lr=0.1, **kw)
-    _trajectories(params, opt, ref, topt, 500)
+    step_in_lockstep(params, opt, ref, topt, 500)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
@@ -55,7 +44,7 @@ def test_param_groups_with_different_settings_match_torch():
         lr=0.05,
         initial_accumulator_value=1.0,
     )
-    _trajectories(params, opt, ref, topt, 500)
+    step_in_lockstep(params, opt, ref, topt, 500)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
@@ -76,7 +65,7 @@ def test_lr_decay_counts_steps_per_parameter_like_torch():
     ref = [p.detach().clone().requires_grad_() for p in params]
     opt = tz.Modular(params, tz.m.Adagrad(lr_decay=0.05), tz.m.LR(0.1))
     topt = torch.optim.Adagrad(ref, lr=0.1, lr_decay=0.05)
-    _trajectories(params, opt, ref, topt, 60, missing=1)
+    step_in_lockstep(params, opt, ref, topt, 60, missing=1)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
 

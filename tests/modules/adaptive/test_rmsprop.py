@@ -5,20 +5,9 @@ import pytest
 import torch
 
 import torchzero as tz
-from conftest import make_params, set_grads
+from conftest import make_params, set_grads, step_in_lockstep
 
 SHAPES = ((6, 4), (4,), (), (3, 2, 2))
-
-
-def _trajectories(tz_params, tz_opt, ref_params, ref_opt, steps, missing=None):
-    for step in range(steps):
-        set_grads(tz_params, step)
-        set_grads(ref_params, step)
-        if missing is not None and step % 3 == 0:
-            tz_params[missing].grad = None
-            ref_params[missing].grad = None
-        tz_opt.step()
-        ref_opt.step()
 
 
 @pytest.mark.parametrize("centered", [False, True], ids=["plain", "centered"])
@@ -28,7 +17,7 @@ def test_matches_torch_rmsprop_500_steps(centered, dtype):
     ref = [p.detach().clone().requires_grad_() for p in params]
     opt = tz.Modular(params, tz.m.RMSprop(0.9, 1e-6, centered=centered), tz.m.LR(1e-2))
     topt = torch.optim.RMSprop(ref, lr=1e-2, alpha=0.9, eps=1e-6, centered=centered)
-    _trajectories(params, opt, ref, topt, 500)
+    step_in_lockstep(params, opt, ref, topt, 500)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
@@ -38,7 +27,7 @@ def test_defaults_match_torch_defaults():
     ref = [p.detach().clone().requires_grad_() for p in params]
     opt = tz.Modular(params, tz.m.RMSprop(), tz.m.LR(1e-2))
     topt = torch.optim.RMSprop(ref, lr=1e-2)  # alpha=0.99, eps=1e-8
-    _trajectories(params, opt, ref, topt, 500)
+    step_in_lockstep(params, opt, ref, topt, 500)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
@@ -61,7 +50,7 @@ def test_param_groups_with_different_settings_match_torch():
         ],
         lr=1e-3,
     )
-    _trajectories(params, opt, ref, topt, 500)
+    step_in_lockstep(params, opt, ref, topt, 500)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
@@ -71,7 +60,7 @@ def test_missing_gradients_match_torch():
     ref = [p.detach().clone().requires_grad_() for p in params]
     opt = tz.Modular(params, tz.m.RMSprop(centered=True), tz.m.LR(1e-2))
     topt = torch.optim.RMSprop(ref, lr=1e-2, centered=True)
-    _trajectories(params, opt, ref, topt, 60, missing=1)
+    step_in_lockstep(params, opt, ref, topt, 60, missing=1)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
 
