@@ -6,6 +6,7 @@ import torch
 
 import torchzero as tz
 from conftest import make_params, set_grads
+from torchzero.functional import cpu_kernels
 
 CHAINS = {
     "adam": lambda: [tz.m.Adam(), tz.m.LR(1e-2)],
@@ -19,6 +20,16 @@ CHAINS = {
 
 def _groups(params):
     return [{"params": params[:2]}, {"params": params[2:], "lr": 3e-3, "beta1": 0.5, "max_norm": 0.3, "norm_value": 0.2}]
+
+
+@pytest.fixture(params=["cpu-kernel", "torch-kernel"])
+def backend(request, monkeypatch):
+    """The fast path on torchzero's CPU kernel (where it compiles) and on torch's fused kernels."""
+    if request.param == "torch-kernel":
+        monkeypatch.setattr(cpu_kernels, "library", lambda: None)
+    elif cpu_kernels.library() is None:
+        pytest.skip("no C compiler here: the fast path uses torch's fused kernels")
+    return request.param
 
 
 def _run(chain, fused, steps=60, grouped=False, dtype=torch.float32):
@@ -37,11 +48,12 @@ def _run(chain, fused, steps=60, grouped=False, dtype=torch.float32):
     return params, opt, grads_after
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("grouped", [False, True], ids=["one-group", "two-groups"])
 @pytest.mark.parametrize("name", list(CHAINS))
-def test_fused_matches_general(name, grouped):
-    p1, o1, g1 = _run(CHAINS[name], None, grouped=grouped)
-    p2, o2, g2 = _run(CHAINS[name], False, grouped=grouped)
+def test_fused_matches_general(name, grouped, dtype, backend):
+    p1, o1, g1 = _run(CHAINS[name], None, grouped=grouped, dtype=dtype)
+    p2, o2, g2 = _run(CHAINS[name], False, grouped=grouped, dtype=dtype)
     assert o1._fused_plan is not None and o2._fused_plan is None
     for a, b in zip(p1, p2):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
@@ -62,16 +74,21 @@ def test_fused_matches_general(name, grouped):
                 assert s1[i][k] == s2[i][k]
 
 
-def test_fused_path_is_taken(monkeypatch):
+@pytest.mark.parametrize("name", ["adam", "clipnorm-global", "clipnorm-global-grad"])
+def test_fused_path_is_taken(monkeypatch, backend, name):
     calls = []
-    real = torch._fused_adam_
-    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-    params, _, _ = _run(CHAINS["clipnorm-global"], None, steps=3)
-    assert len(calls) == 3
+    for mod, fn in ((torch, "_fused_adam_"), (cpu_kernels, "adam_")):
+        real = getattr(mod, fn)
+        monkeypatch.setattr(mod, fn, lambda *a, _real=real, _fn=fn, **k: (calls.append(_fn), _real(*a, **k))[1])
+    _run(CHAINS[name], None, steps=3)
+    # the CPU kernel only reads the gradient: target="grad" (which writes it) takes torch's kernel
+    own = backend == "cpu-kernel" and name != "clipnorm-global-grad"
+    assert calls == ["adam_" if own else "_fused_adam_"] * 3
 
 
-def test_update_target_keeps_raw_grad_on_fused_path():
-    params = make_params([(50,)], dtype=torch.float32)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=["f32", "f64", "bf16"])
+def test_update_target_keeps_raw_grad_on_fused_path(backend, dtype):
+    params = make_params([(50,)], dtype=dtype)
     opt = tz.Modular(params, tz.m.ClipNorm(1e-3, dim="global"), tz.m.Adam(), tz.m.LR(1e-2))
     set_grads(params, 0)
     g = params[0].grad.clone()

@@ -23,9 +23,10 @@ from torch import Tensor
 
 from ..functional.clipping import norm_factor
 from ..functional.norms import global_norm, has_dtensor, is_dtensor
+from ..functional import cpu_kernels
 from .module import Module
 
-__all__ = ["FusedAdam", "plan"]
+__all__ = ["FusedAdam", "plan", "fused_global_norm"]
 
 
 def plan(modules: Sequence[Module]) -> FusedAdam | None:
@@ -95,8 +96,18 @@ class _StepTensors:
         return t
 
 
-def _has_fused_adam(device: torch.device) -> bool:
-    return device.type in ("cpu", "cuda", "mps", "xpu")
+_FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where torch has fused Adam kernels
+
+
+def _fusable(params: list[Tensor], grads: list[Tensor]) -> bool:
+    """Real floating-point parameters with gradients of their dtype, on devices with fused kernels."""
+    devices = set()
+    for p, g in zip(params, grads):  # a plain loop: this runs for every tensor on every step
+        dtype = p.dtype
+        if not dtype.is_floating_point or g.dtype != dtype:
+            return False
+        devices.add(p.device)
+    return all(d.type in _FUSED_DEVICES for d in devices)
 
 
 class FusedAdam:
@@ -133,27 +144,29 @@ class FusedAdam:
             spec = self._specs(group, params[0])
             if spec is None or (spec.get("weight_decay") and not spec["alpha"]):
                 return False
-            for p, g in zip(params, grads):
-                if p.is_complex() or not p.is_floating_point() or g.dtype != p.dtype or not _has_fused_adam(p.device):
-                    return False
+            if not _fusable(params, grads):
+                return False
             specs.append(spec)
 
         grad_scale: Tensor | None = None
+        factor: Tensor | None = None
         self._scratch.reset()
         if self.scale is not None:
             all_grads = [g for _, _, gs in groups for g in gs]
             spec0 = specs[0]
             if any(s["scale_target"] != spec0["scale_target"] or s["scale_ord"] != spec0["scale_ord"] for s in specs):
                 return False
-            n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else global_norm(all_grads, spec0["scale_ord"])
+            n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else fused_global_norm(all_grads, spec0["scale_ord"])
         factors = []
         for (group, params, grads), spec in zip(groups, specs):
             if self.scale is not None:
                 factor = norm_factor(n, spec["scale_value"], spec["scale_mode"])
                 factors.append(factor)
+            own = self._own_kernel(params, grads, spec)
+            if self.scale is not None and not own:
                 if spec["scale_target"] == "update":
-                    # p.grad must keep the raw gradient, but the kernel writes the scaled gradient
-                    # back into its input: give it a copy (a buffer reused across steps).
+                    # p.grad must keep the raw gradient, but torch's kernel writes the scaled
+                    # gradient back into its input: give it a copy (a buffer reused across steps).
                     grads = self._copy(grads)
                 if any(g.dtype == torch.float64 for g in grads):
                     # the kernel's grad_scale is float32: scale float64 gradients exactly instead
@@ -161,7 +174,7 @@ class FusedAdam:
                     grad_scale = None
                 else:
                     grad_scale = factor.reciprocal().to(torch.float32)
-            self._adam(params, grads, spec, grad_scale)
+            self._adam(params, grads, spec, grad_scale, factor if (own and self.scale is not None) else None, own)
         if self.scale is not None:
             self.scale.record_stats(norm=[n], factor=factors, is_global=True)
         return True
@@ -186,7 +199,24 @@ class FusedAdam:
         self._steps = _StepTensors()
         self._steps = _StepTensors()
 
-    def _adam(self, params: list[Tensor], grads: list[Tensor], spec: dict[str, Any], grad_scale: Tensor | None) -> None:
+    @staticmethod
+    def _own_kernel(params: list[Tensor], grads: list[Tensor], spec: dict[str, Any]) -> bool:
+        """Whether this group runs on torchzero's CPU kernel (:mod:`torchzero.functional.cpu_kernels`), which reads
+        the gradient without writing it: the update target, contiguous float32/float64 tensors
+        (state tensors are created like their parameters, so they qualify with them)."""
+        if spec.get("scale_target", "update") != "update" or not cpu_kernels.eligible(*params, *grads):
+            return False
+        return cpu_kernels.library() is not None
+
+    def _adam(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        spec: dict[str, Any],
+        grad_scale: Tensor | None,
+        factor: Tensor | None = None,
+        own: bool = False,
+    ) -> None:
         amsgrad = spec["amsgrad"]
         states = [self.adam.state[p] for p in params]
         step_tensors = []
@@ -199,6 +229,12 @@ class FusedAdam:
                 st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             st["step"] += 1
         steps = [st["step"] for st in states]
+        if own and cpu_kernels.eligible(*[st[k] for st in states for k in ("exp_avg", "exp_avg_sq")]):
+            self._own_adam(params, grads, states, steps, spec, factor)
+            return
+        if factor is not None:  # state tensors the CPU kernel can't take (rare: a loaded, strided state)
+            grads = self._copy(grads)
+            torch._foreach_mul_(grads, factor)
         if all(t == steps[0] for t in steps) and len({p.device for p in params}) == 1:
             step_tensors = [self._steps.get(steps[0], params[0].device)] * len(params)
         else:  # parameters that missed gradients lag behind: one fresh tensor per distinct count
@@ -224,3 +260,31 @@ class FusedAdam:
                 amsgrad=amsgrad, lr=lr, beta1=spec["beta1"], beta2=spec["beta2"], weight_decay=wd,
                 eps=spec["eps"], maximize=False, grad_scale=gs, found_inf=None,
             )
+
+    def _own_adam(
+        self, params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]], steps: list[int], spec: dict[str, Any], factor: Tensor | None
+    ) -> None:
+        """The group's step on torchzero's CPU kernel: one pass, the gradient only read."""
+        b1, b2 = spec["beta1"], spec["beta2"]
+        gmul = 1.0 if factor is None else float(factor)
+        lr, alpha, eps, wd = spec["lr"], spec["alpha"], spec["eps"], spec.get("weight_decay", 0.0)
+        index = {t: i for i, t in enumerate(dict.fromkeys(steps))}  # one row of scalars per step count
+        rows = [(gmul, 1 - b1, b2, 1 - b2, (1 - b2**t) ** 0.5, eps, alpha / (1 - b1**t), wd, lr) for t in index]
+        cpu_kernels.adam_(
+            params,
+            grads,
+            [st["exp_avg"] for st in states],
+            [st["exp_avg_sq"] for st in states],
+            [st["max_exp_avg_sq"] for st in states] if spec["amsgrad"] else None,
+            rows,
+            [index[t] for t in steps],
+        )
+
+
+def fused_global_norm(grads: list[Tensor], ord: float | str) -> Tensor:
+    """The global norm for the fused clip: one read on the CPU kernel where it can take the
+    gradients (L2, contiguous float32/float64 CPU tensors of one dtype), else :func:`global_norm`."""
+    grads = [g for g in grads if g.numel() > 0]
+    if ord == 2 and grads and cpu_kernels.eligible(*grads) and cpu_kernels.library() is not None:
+        return torch.tensor(sum(cpu_kernels.sumsq(grads)) ** 0.5, dtype=grads[0].dtype)
+    return global_norm(grads, ord)

@@ -14,10 +14,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ..functional.norms import finite_probe, global_norm
+from ..functional.norms import finite_probe
 from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
-from .fused import plan
+from .fused import fused_global_norm, plan
 from .module import Module
 from .settings import is_uniform, resolve
 from .sync import host_bool
@@ -297,7 +297,7 @@ class Modular(torch.optim.Optimizer):
             all_grads = [g for _, _, gg in groups for g in gg]
             plan = self._fused_plan
             if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
-                total_norm = global_norm(all_grads, 2.0)
+                total_norm = fused_global_norm(all_grads, 2.0)
                 check = total_norm
             else:
                 check = finite_probe(all_grads)

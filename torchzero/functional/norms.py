@@ -22,6 +22,8 @@ from typing import Literal, Union
 import torch
 from torch import Tensor
 
+from . import cpu_kernels
+
 __all__ = [
     "Ord",
     "Dim",
@@ -171,6 +173,9 @@ def finite_probe(tensors: Sequence[Tensor]) -> Tensor:
         return torch.zeros(())
     if has_dtensor(tensors):
         return global_norm(tensors, 2.0)
+    if cpu_kernels.eligible(*tensors) and cpu_kernels.library() is not None:
+        # one call for all tensors (CPU, contiguous, one dtype): no per-tensor op overhead
+        return torch.tensor(sum(cpu_kernels.sum(tensors)), dtype=tensors[0].dtype)
     sums = [t.sum(dtype=torch.float32) if t.dtype in _LOW_PRECISION else t.sum() for t in tensors]
     if t_complex := [i for i, x in enumerate(sums) if x.is_complex()]:
         for i in t_complex:

@@ -1,0 +1,205 @@
+"""torchzero's CPU kernels against torch: the Adam pass against ``torch._fused_adam(w)_`` and a
+float64 reference written from the Adam paper, the sums of squares against torch; and the build
+falling back cleanly where there is no compiler."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from torchzero.functional import cpu_kernels
+
+pytestmark = pytest.mark.skipif(cpu_kernels.library() is None, reason="no C compiler here: the kernels are not built")
+
+# sizes around the thread split (32K elements per thread) and the 2048-element blocks, and empty
+SIZES = {
+    "tiny": [1, 3, 0, 17],
+    "blocks": [2047, 2048, 2049, 4096 + 5],
+    "threads": [32768 * 2 + 1, 100_000, 7, 65_536],
+}
+
+
+def _tensors(sizes, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, generator=g, dtype=dtype) for n in sizes]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("sizes", list(SIZES), ids=list(SIZES))
+def test_sumsq_matches_torch(sizes, dtype):
+    xs = _tensors(SIZES[sizes], dtype)
+    got = cpu_kernels.sumsq(xs)
+    want = [float(x.double().square().sum()) for x in xs]
+    assert got == pytest.approx(want, rel=1e-6 if dtype == torch.float32 else 1e-12, abs=0)
+
+
+def test_sumsq_propagates_nonfinite():
+    xs = _tensors([10, 50_000, 100_000], torch.float32)
+    xs[1][12_345] = float("nan")
+    xs[2][-1] = float("inf")
+    got = cpu_kernels.sumsq(xs)
+    assert got[0] == pytest.approx(float(xs[0].double().square().sum()))
+    assert got[1] != got[1] and got[2] == float("inf")
+
+
+def _reference_adam(p, g, m, v, vmax, step, lr, b1, b2, eps, wd, gmul, alpha):
+    """Adam in float64 from the paper (Kingma & Ba, Algorithm 1), with a gradient multiplier,
+    decoupled weight decay added to the update (Loshchilov & Hutter) and AMSGrad's maximum."""
+    p, g, m, v = (t.double().clone() for t in (p, g, m, v))
+    g = g * gmul
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    vhat = v if vmax is None else torch.maximum(vmax.double(), v)
+    u = alpha * (m / (1 - b1**step)) / ((vhat / (1 - b2**step)).sqrt() + eps) + wd * p
+    return p - lr * u, m, v, vhat
+
+
+CONFIGS = {
+    "adam": dict(b1=0.9, b2=0.999, eps=1e-8, wd=0.0, gmul=1.0, alpha=1.0, ams=False),
+    "clip-factor": dict(b1=0.9, b2=0.999, eps=1e-8, wd=0.0, gmul=0.37, alpha=1.0, ams=False),
+    "adamw": dict(b1=0.9, b2=0.99, eps=1e-6, wd=0.01, gmul=1.0, alpha=1.0, ams=False),
+    "amsgrad-alpha": dict(b1=0.8, b2=0.999, eps=1e-8, wd=0.0, gmul=2.5, alpha=0.5, ams=True),
+    "small-beta1": dict(b1=0.3, b2=0.9, eps=1e-8, wd=0.1, gmul=1.0, alpha=1.0, ams=True),  # lerp weight >= 0.5
+}
+
+
+def _rows(n, step, lr, c):
+    b1, b2 = c["b1"], c["b2"]
+    row = (c["gmul"], 1 - b1, b2, 1 - b2, (1 - b2**step) ** 0.5, c["eps"], c["alpha"] / (1 - b1**step), c["wd"], lr)
+    return [row], [0] * n
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("sizes", list(SIZES), ids=list(SIZES))
+@pytest.mark.parametrize("config", list(CONFIGS), ids=list(CONFIGS))
+def test_adam_matches_reference(config, sizes, dtype):
+    c = CONFIGS[config]
+    n = SIZES[sizes]
+    params = _tensors(n, dtype, 1)
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    vmax = [torch.zeros_like(p) for p in params] if c["ams"] else None
+    ref = [(p.double().clone(), mi.double().clone(), vi.double().clone(), None if vmax is None else vmax[i].double().clone()) for i, (p, mi, vi) in enumerate(zip(params, m, v))]
+    # float32: a few roundings of O(1) inputs, so absolute error ~1e-7 where m or v cancel to near 0
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)
+    for step in range(1, 6):
+        grads = _tensors(n, dtype, 10 + step)
+        raw = [g.clone() for g in grads]
+        cpu_kernels.adam_(params, grads, m, v, vmax, *_rows(len(n), step, 1e-2, c))
+        for g, r in zip(grads, raw):
+            assert torch.equal(g, r)  # the gradient is only read
+        for i, g in enumerate(grads):
+            rp, rm, rv, rmax = ref[i]
+            ref[i] = _reference_adam(rp, g, rm, rv, rmax, step, 1e-2, c["b1"], c["b2"], c["eps"], c["wd"], c["gmul"], c["alpha"])
+            if not c["ams"]:
+                ref[i] = ref[i][:3] + (None,)
+    for i, p in enumerate(params):
+        torch.testing.assert_close(p.double(), ref[i][0], **tol)
+        torch.testing.assert_close(m[i].double(), ref[i][1], **tol)
+        torch.testing.assert_close(v[i].double(), ref[i][2], **tol)
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+def test_adam_matches_torch_fused(decoupled):
+    """Same inputs through torch's fused kernel (grad_scale = 1 / factor) and through ours."""
+    n = [5000, 70_000, 3]
+    lr, wd, factor = 1e-3, 0.05, 0.25
+    a = _tensors(n, torch.float32, 2)
+    b = [p.clone() for p in a]
+    ma, va = [torch.zeros_like(p) for p in a], [torch.zeros_like(p) for p in a]
+    mb, vb = [torch.zeros_like(p) for p in a], [torch.zeros_like(p) for p in a]
+    for step in range(1, 11):
+        grads = _tensors(n, torch.float32, 100 + step)
+        c = dict(b1=0.9, b2=0.999, eps=1e-8, wd=wd if decoupled else 0.0, gmul=factor, alpha=1.0)
+        # torch's AdamW: p *= 1 - lr * wd, then the Adam step; ours adds wd * p to the update: the same math
+        cpu_kernels.adam_(a, grads, ma, va, None, *_rows(len(n), step, lr, c))
+        kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+        st = [torch.tensor(float(step))] * len(n)
+        kernel(b, [g.clone() for g in grads], mb, vb, [], st, amsgrad=False, lr=lr, beta1=0.9, beta2=0.999,
+               weight_decay=wd if decoupled else 0.0, eps=1e-8, maximize=False, grad_scale=torch.tensor(1 / factor), found_inf=None)
+    for x, y in zip(a + ma + va, b + mb + vb):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-7)
+
+
+def test_adam_propagates_nonfinite_like_torch():
+    # nonfinite="propagate" hands NaN gradients to the kernel: they reach exactly the elements they touch
+    p = _tensors([40_000], torch.float32)
+    g = _tensors([40_000], torch.float32, 3)
+    g[0][7] = float("nan")
+    m, v = [torch.zeros_like(p[0])], [torch.zeros_like(p[0])]
+    cpu_kernels.adam_(p, g, m, v, None, *_rows(1, 1, 1e-3, CONFIGS["adam"]))
+    bad = ~torch.isfinite(p[0])
+    assert bad.nonzero().flatten().tolist() == [7]
+
+
+@pytest.mark.parametrize(
+    "env, why",
+    [({"TORCHZERO_CPU_KERNELS": "0"}, "turned off"), ({"CC": "/nonexistent/cc"}, "no compiler")],
+    ids=["env-off", "no-compiler"],
+)
+def test_fallback_to_torch_kernels(tmp_path, env, why):
+    """Without the kernels the fast path runs on torch's fused kernels and gives the same result."""
+    code = (
+        "import torch, torchzero as tz, warnings\n"
+        "from torchzero.functional import cpu_kernels\n"
+        "warnings.simplefilter('ignore')\n"
+        "assert cpu_kernels.library() is None\n"
+        "torch.manual_seed(0)\n"
+        "w = torch.nn.Parameter(torch.randn(100))\n"
+        "opt = tz.Modular([w], tz.m.ClipNorm(1.0, dim='global'), tz.m.Adam(), tz.m.LR(0.1))\n"
+        "for _ in range(3):\n"
+        "    w.grad = torch.randn(100); opt.step()\n"
+        "print(repr(w.detach().sum().item()))\n"
+    )
+    run_env = {**os.environ, "TORCHZERO_CACHE_DIR": str(tmp_path), **env}
+    out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    torch.manual_seed(0)
+    import torchzero as tz
+
+    w = torch.nn.Parameter(torch.randn(100))
+    opt = tz.Modular([w], tz.m.ClipNorm(1.0, dim="global"), tz.m.Adam(), tz.m.LR(0.1), fused=False)
+    for _ in range(3):
+        w.grad = torch.randn(100)
+        opt.step()
+    assert float(out.stdout) == pytest.approx(w.detach().sum().item(), rel=1e-5)
+
+
+def test_build_is_cached_and_reused(tmp_path):
+    code = "from torchzero.functional import cpu_kernels\nprint(cpu_kernels.library()._name)\n"
+    env = {**os.environ, "TORCHZERO_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout and first.stdout.startswith(str(tmp_path))
+    assert [f.name for f in tmp_path.iterdir()] == [os.path.basename(first.stdout.strip())]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_sum_matches_torch(dtype):
+    xs = _tensors(SIZES["threads"] + SIZES["tiny"], dtype, 4)
+    got = cpu_kernels.sum(xs)
+    want = [float(x.double().sum()) for x in xs]
+    assert got == pytest.approx(want, rel=1e-5 if dtype == torch.float32 else 1e-12, abs=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+def test_adam_rows_per_tensor():
+    """Tensors with their own rows of scalars (groups, lagging step counts) in one call equal
+    separate calls."""
+    n = [3000, 50_000, 70_000]
+    cs = [CONFIGS["adam"], CONFIGS["adamw"], CONFIGS["amsgrad-alpha"] | {"ams": False}]
+    steps = [4, 1, 7]
+    rows = [_rows(1, s, lr, c)[0][0] for s, lr, c in zip(steps, [1e-3, 1e-2, 3e-4], cs)]
+    a = _tensors(n, torch.float32, 5)
+    b = [p.clone() for p in a]
+    ma, va = [torch.rand_like(p) for p in a], [torch.rand_like(p) for p in a]
+    mb, vb = [m.clone() for m in ma], [v.clone() for v in va]
+    grads = _tensors(n, torch.float32, 6)
+    cpu_kernels.adam_(a, grads, ma, va, None, [rows[2], rows[0], rows[1]], [1, 2, 0])
+    for i, r in zip(range(3), rows):  # tensor i reads row 1, 2, 0 of the list above: rows[i]
+        cpu_kernels.adam_([b[i]], [grads[i]], [mb[i]], [vb[i]], None, [r], [0])
+    for x, y in zip(a + ma + va, b + mb + vb):
+        assert torch.equal(x, y)
