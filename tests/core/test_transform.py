@@ -149,3 +149,77 @@ def test_var_is_passed_down():
 def test_module_repr():
     r = repr(tz.m.ClipNormByEMA(inner=tz.m.Adam()))
     assert "ClipNormByEMA(" in r and "(inner): Adam(" in r
+
+
+# ---------------------------------------------------------------- the copy form (apply_tensors_copy)
+class InPlaceTwice(tz.Transform):
+    """Doubles the update in place: any update tensor that aliased ``p.grad`` would change it."""
+
+    def apply_tensors(self, tensors, params, grads, loss, states, settings):
+        torch._foreach_mul_(tensors, 2.0)
+        return tensors
+
+
+COPY_FORMS = {
+    "ClipValue": lambda: tz.m.ClipValue(0.1),
+    "ClipNorm": lambda: tz.m.ClipNorm(0.5),
+    "ClipNorm-global": lambda: tz.m.ClipNorm(0.5, dim="global"),
+    "ClipNorm-dim0-min_size": lambda: tz.m.ClipNorm(0.2, dim=0, min_size=5),
+    "Normalize": lambda: tz.m.Normalize(2.0),
+    "Centralize": lambda: tz.m.Centralize(),
+    "Centralize-global": lambda: tz.m.Centralize(dim="global"),
+    "ClipNormByEMA": lambda: tz.m.ClipNormByEMA(),
+    "NormalizeByEMA": lambda: tz.m.NormalizeByEMA(),
+    "ClipValueByEMA": lambda: tz.m.ClipValueByEMA(),
+    "ClipNormGrowth": lambda: tz.m.ClipNormGrowth(),
+    "ClipNormGrowth-global": lambda: tz.m.ClipNormGrowth(parameterwise=False),
+}
+
+
+def _trajectory(factory, copy_form: bool, monkeypatch):
+    params = make_params([(4, 5), (3,), (), (0, 2), (2, 3, 3)])
+    module = factory()
+    if not copy_form:
+        monkeypatch.setattr(module, "_has_copy_form", lambda: False)
+    opt = tz.Modular(params, module, InPlaceTwice(), tz.m.LR(0.1))
+    for s in range(4):
+        set_grads(params, s)
+        for p in params:
+            p.grad.mul_(3.0 if s % 2 else 0.1)  # some steps clip, some don't
+        raw = [p.grad.clone() for p in params]
+        opt.step()
+        for p, g in zip(params, raw):
+            assert torch.equal(p.grad, g), "p.grad changed: an update tensor aliased it"
+    return params, opt
+
+
+@pytest.mark.parametrize("name", list(COPY_FORMS))
+def test_copy_form_equals_in_place_form(name, monkeypatch):
+    """The first module reads p.grad and returns new tensors; bitwise what clone + in place gives."""
+    a, opt_a = _trajectory(COPY_FORMS[name], True, monkeypatch)
+    b, opt_b = _trajectory(COPY_FORMS[name], False, monkeypatch)
+    assert opt_a.chain.modules[0]._has_copy_form()
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    for i in sa:
+        for k in sa[i]:
+            assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])), (i, k)
+    assert opt_a.stats().keys() == opt_b.stats().keys()
+    for k, v in opt_a.stats().items():
+        assert torch.equal(v, opt_b.stats()[k]), k
+
+
+def test_copy_form_not_used_after_another_module_formed_the_update():
+    calls = []
+
+    class Spy(tz.m.ClipValue):
+        def apply_tensors_copy(self, *args):  # type: ignore[no-untyped-def]
+            calls.append("copy")
+            return super().apply_tensors_copy(*args)
+
+    params = make_params([(3,)])
+    set_grads(params, 0)
+    tz.Modular(params, Spy(0.1), tz.m.LR(0.1)).step()
+    tz.Modular(params, tz.m.Mul(2.0), Spy(0.1), tz.m.LR(0.1)).step()
+    assert calls == ["copy"]

@@ -100,6 +100,27 @@ class Transform(Module):
     ) -> Sequence[Tensor]:
         """Returns the transformed tensors; may modify ``tensors`` in place and return them."""
 
+    def apply_tensors_copy(
+        self,
+        tensors: list[Tensor],
+        params: list[Tensor],
+        grads: list[Tensor] | None,
+        loss: Any,
+        states: States,
+        settings: Settings,
+    ) -> Sequence[Tensor]:
+        """Optional: :meth:`apply_tensors` that leaves ``tensors`` unchanged and returns new tensors.
+
+        A module that implements it (and whose :meth:`update_tensors` only reads ``tensors``) is
+        handed the gradients themselves when it is the first to form the update, instead of a
+        copy made for :meth:`apply_tensors` to work on: one pass over the data instead of two.
+        No returned tensor may be one of ``tensors``.
+        """
+        raise NotImplementedError
+
+    def _has_copy_form(self) -> bool:
+        return type(self).apply_tensors_copy is not Transform.apply_tensors_copy and not self.children
+
     def apply_inner(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
         """Applies the ``inner`` child (if any) to ``tensors`` and returns its output."""
         inner = self.children.get("inner")
@@ -118,13 +139,16 @@ class Transform(Module):
         settings = [self.settings(p) for p in params]
         return params, grads, loss, states, settings
 
-    def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
-        """update -> inner -> apply, on ``tensors`` (what :meth:`step` calls on the target).
+    def transform(self, tensors: list[Tensor], var: Var, copy: bool = False) -> list[Tensor]:
+        """update -> inner -> apply, on ``tensors`` (what :meth:`step` calls on the target);
+        ``copy``: leave ``tensors`` unchanged (:meth:`apply_tensors_copy`, no ``inner``).
 
         Modules that route their ``inner`` modules elsewhere override this, using :meth:`context`.
         """
         params, grads, loss, states, settings = self.context(var)
         self.update_tensors(tensors, params, grads, loss, states, settings)
+        if copy:
+            return list(self.apply_tensors_copy(tensors, params, grads, loss, states, settings))
         if self.INNER_ON_TENSORS:
             tensors = self.apply_inner(tensors, var)
         return list(self.apply_tensors(tensors, params, grads, loss, states, settings))
@@ -132,7 +156,8 @@ class Transform(Module):
     def step(self, var: Var) -> Var:
         if not var.params:
             return var
-        return apply_to_target(var, self.target, lambda tensors: self.transform(tensors, var))
+        fn_copy = (lambda tensors: self.transform(tensors, var, copy=True)) if self._has_copy_form() else None
+        return apply_to_target(var, self.target, lambda tensors: self.transform(tensors, var), fn_copy)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

@@ -5,7 +5,7 @@ Every function modifies ``tensors`` in place and never makes a host sync: decisi
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -72,6 +72,7 @@ def scale_by_norm_(
     mode: str,
     min_norm: Scalars | None = None,
     stats: dict[str, list[Tensor]] | None = None,
+    out: list[Tensor] | None = None,
 ) -> Tensor | list[Tensor]:
     """Clips (``mode="clip"``) or sets (``mode="normalize"``) the norm of each norm group in place.
 
@@ -87,6 +88,9 @@ def scale_by_norm_(
         min_norm: clip only: scale up slices whose norm is below this.
         stats: if given, the measured norms and applied factors are appended (as tensors, no
             copies) to ``stats["norm"]`` and ``stats["factor"]``.
+        out: if given (an empty list), ``tensors`` are left unchanged and the results, new
+            tensors, are put in ``out`` (one pass that reads the inputs, instead of a copy and an
+            in-place pass).
 
     Returns:
         The norms measured before scaling: a 0-dim tensor for ``dim="global"``, else a list with
@@ -95,6 +99,8 @@ def scale_by_norm_(
     """
     tensors = list(tensors)
     n_t = len(tensors)
+    if out is not None:
+        out[:] = [None] * n_t
     if n_t == 0:
         return torch.zeros(()) if dim == "global" else []
     uni_t, targets = _uniform(target, n_t) if target is not None else (True, [None] * n_t)  # type: ignore[list-item]
@@ -108,10 +114,7 @@ def scale_by_norm_(
         if stats is not None:
             stats.setdefault("norm", []).append(n)
             stats.setdefault("factor", []).append(f)
-        if f.ndim == 0:
-            torch._foreach_mul_(tensors, f)
-        else:
-            torch._foreach_mul_(tensors, list(f.unbind()))
+        _mul(tensors, f if f.ndim == 0 else list(f.unbind()), out, range(n_t))
         return n
 
     norms: list[Tensor] = [None] * n_t  # type: ignore[list-item]
@@ -126,6 +129,8 @@ def scale_by_norm_(
             n = tensor_norm(t, ord, dims)
             tg = None if targets[i] is None else targets[i]
             f = norm_factor(n, tg, mode, mins[i])
+            if out is not None:
+                t = out[i] = t.clone()
             _local(t).mul_(_local(f.to(t.dtype)))
             if stats is not None:
                 stats.setdefault("norm", []).append(n)
@@ -139,43 +144,96 @@ def scale_by_norm_(
         t_in = None if target is None else _as_factor_input([targets[i] for i in whole], uni_t, stacked)
         m_in = None if min_norm is None else _as_factor_input([mins[i] for i in whole], uni_m, stacked)
         f = norm_factor(stacked, t_in, mode, m_in)
-        torch._foreach_mul_(group, list(f.unbind()))
+        _mul(group, list(f.unbind()), out, whole)
         if stats is not None:
             stats.setdefault("norm", []).append(stacked)
             stats.setdefault("factor", []).append(f)
         for i, x in zip(whole, ns):
             norms[i] = x
+    _fill_unchanged(tensors, out)
     return norms
 
 
-def clip_value_(tensors: Sequence[Tensor], value: Scalars) -> None:
-    """``t = clamp(t, -value, value)`` in place; ``value`` is one number or one per tensor."""
+def _mul(tensors: list[Tensor], f: Tensor | list[Tensor], out: list[Tensor] | None, at: Iterable[int]) -> None:
+    """``tensors *= f`` in place, or, with ``out``, ``out[at[k]] = tensors[k] * f[k]``."""
+    if out is None:
+        torch._foreach_mul_(tensors, f)
+        return
+    for i, r in zip(at, torch._foreach_mul(tensors, f)):
+        out[i] = r
+
+
+def _fill_unchanged(tensors: list[Tensor], out: list[Tensor] | None) -> None:
+    """With ``out``: copies of the tensors a function left unchanged (never the inputs themselves)."""
+    if out is not None:
+        for i, o in enumerate(out):
+            if o is None:
+                out[i] = tensors[i].clone()
+
+
+def clip_value_(tensors: Sequence[Tensor], value: Scalars, out: list[Tensor] | None = None) -> None:
+    """``t = clamp(t, -value, value)`` in place; ``value`` is one number or one per tensor.
+
+    With ``out`` (an empty list), ``tensors`` are left unchanged and the results are put in it.
+    """
     tensors = list(tensors)
     if not tensors:
         return
     uniform, values = _uniform(value, len(tensors))
-    if uniform:
-        torch._foreach_clamp_min_(tensors, -values[0])
-        torch._foreach_clamp_max_(tensors, values[0])
+    lo, hi = (-values[0], values[0]) if uniform else ([-v for v in values], values)
+    if out is None:
+        torch._foreach_clamp_min_(tensors, lo)
     else:
-        torch._foreach_clamp_min_(tensors, [-v for v in values])
-        torch._foreach_clamp_max_(tensors, values)
+        tensors = out[:] = torch._foreach_clamp_min(tensors, lo)
+    torch._foreach_clamp_max_(tensors, hi)
 
 
-def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_size: int) -> None:
-    """Subtracts the mean of each group in place. 0-dim tensors are left unchanged (per-tensor mode)."""
+def _global_mean(tensors: list[Tensor], sharded: bool) -> Tensor:
+    """The mean of all elements of ``tensors`` (non-empty), accumulated in float32 or float64."""
+    total = sum(t.numel() for t in tensors)
+    if sharded:  # sums of whole tensors, across shards (one all_reduce)
+        sums = tensor_norms(tensors, "sum")
+    else:
+        sums = [t.sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None) for t in tensors]
+    return torch.stack([s.to(torch.float64 if t.dtype == torch.float64 else torch.float32) for s, t in zip(sums, tensors)]).sum() / total
+
+
+def _centralize_into(tensors: list[Tensor], dim: Dim, inverse_dims: bool, min_size: int, out: list[Tensor]) -> None:
+    """:func:`centralize_` with the results in ``out``: one pass that reads the inputs."""
+    out[:] = [None] * len(tensors)
+    if has_dtensor(tensors):  # rare enough to take the copy
+        out[:] = [t.clone() for t in tensors]
+        centralize_(out, dim, inverse_dims, min_size)
+        return
+    if dim == "global":
+        nonempty = [i for i, t in enumerate(tensors) if t.numel() > 0]
+        if nonempty:
+            sub = [tensors[i] for i in nonempty]
+            for i, r in zip(nonempty, torch._foreach_sub(sub, _global_mean(sub, False))):
+                out[i] = r
+    else:
+        for i, t in enumerate(tensors):
+            dims = None if t.ndim == 0 or t.numel() == 0 else reduce_dims(t.shape, dim, inverse_dims, min_size)  # type: ignore[arg-type]
+            if dims is not None:
+                acc = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
+                out[i] = t - t.mean(dim=dims, keepdim=True, dtype=acc).to(t.dtype)
+    _fill_unchanged(tensors, out)
+
+
+def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_size: int, out: list[Tensor] | None = None) -> None:
+    """Subtracts the mean of each group in place. 0-dim tensors are left unchanged (per-tensor mode).
+
+    With ``out`` (an empty list), ``tensors`` are left unchanged and the results are put in it.
+    """
+    if out is not None:
+        _centralize_into(list(tensors), dim, inverse_dims, min_size, out)
+        return
     tensors = [t for t in tensors if t.numel() > 0]
     if not tensors:
         return
     sharded = has_dtensor(tensors)
     if dim == "global":
-        total = sum(t.numel() for t in tensors)
-        if sharded:  # sums of whole tensors, across shards (one all_reduce)
-            sums = tensor_norms(tensors, "sum")
-        else:
-            sums = [t.sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None) for t in tensors]
-        mean = torch.stack([s.to(torch.float64 if t.dtype == torch.float64 else torch.float32) for s, t in zip(sums, tensors)]).sum() / total
-        torch._foreach_sub_(tensors, mean)
+        torch._foreach_sub_(tensors, _global_mean(tensors, sharded))
         return
     whole: list[Tensor] = []  # sharded tensors centred as a whole: one all_reduce for all of them
     for t in tensors:

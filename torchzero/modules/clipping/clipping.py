@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ...core.settings import group_by, is_uniform, resolve, subset
-from ...core.transform import Transform
+from ...core.transform import Settings, Transform
 from ...functional.clipping import centralize_, clip_value_, scale_by_norm_
 from ...functional.norms import Dim, Ord, parse_ord, tensor_norms
 from ...functional.stats import summarize_norm_scaling
@@ -57,13 +57,19 @@ class ClipValue(Transform):
         check_nonneg("value", s, "ClipValue")
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._clip(tensors, settings, None)
+
+    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._clip(tensors, settings, [])
+
+    def _clip(self, tensors: list[Tensor], settings: Settings, out: list[Tensor] | None) -> list[Tensor]:
         (value,) = resolve(settings, "value")
         if self.full_stats:
             max_abs = torch.stack(tensor_norms(tensors, math.inf))
             bound = torch.as_tensor(value if is_uniform(value) else list(value), dtype=max_abs.dtype)
             self.record_stats(max_abs=max_abs.max(), clip_frac=(max_abs > bound).float().mean())
-        clip_value_(tensors, value)
-        return tensors
+        clip_value_(tensors, value, out=out)
+        return tensors if out is None else out
 
 
 class _NormScale(Transform):
@@ -85,15 +91,27 @@ class _NormScale(Transform):
         check_norm_settings(s, name)
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._scale(tensors, settings, copy=False)
+
+    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._scale(tensors, settings, copy=True)
+
+    def _scale(self, tensors: list[Tensor], settings: Settings, copy: bool) -> list[Tensor]:
         (target,) = resolve(settings, self.TARGET_KEY)
         stats: dict[str, list[Tensor]] = {}
         is_global = True
+        result = list(tensors)
         for (ord, dim, inverse_dims, min_size), idx in group_by(settings, *_NORM_KEYS):
             sub = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
-            scale_by_norm_(sub, subset(target, idx), parse_ord(ord), dim, inverse_dims, min_size, self.MODE, stats=stats)
+            out: list[Tensor] | None = [] if copy else None
+            scale_by_norm_(sub, subset(target, idx), parse_ord(ord), dim, inverse_dims, min_size, self.MODE, stats=stats, out=out)
+            if out is not None:
+                for i, o in zip(idx, out):
+                    result[i] = o
             is_global = is_global and dim == "global"
-        self.record_stats(**stats, is_global=is_global)
-        return tensors
+        if stats:  # nothing measured when every tensor is below min_size
+            self.record_stats(**stats, is_global=is_global)
+        return result
 
     def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
         """``norm``/``factor``/``clipped`` for a global norm, else ``norm_max``, ``norm_mean``,
@@ -222,6 +240,15 @@ class Centralize(Transform):
         for (dim, inverse_dims, min_size), idx in group_by(settings, "dim", "inverse_dims", "min_size"):
             centralize_([tensors[i] for i in idx], dim, inverse_dims, min_size)
         return tensors
+
+    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        result = list(tensors)
+        for (dim, inverse_dims, min_size), idx in group_by(settings, "dim", "inverse_dims", "min_size"):
+            out: list[Tensor] = []
+            centralize_([tensors[i] for i in idx], dim, inverse_dims, min_size, out=out)
+            for i, o in zip(idx, out):
+                result[i] = o
+        return result
 
 
 # ---------------------------------------------------------------------------------------- functions

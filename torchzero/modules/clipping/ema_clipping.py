@@ -147,6 +147,9 @@ class ClipNormByEMA(Transform):
         torch._foreach_div_(tensors, [st["divisor"] for st in states])
         return tensors
 
+    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return torch._foreach_div(tensors, [st["divisor"] for st in states])
+
 
 class NormalizeByEMA(ClipNormByEMA):
     r"""Sets the norm of the update to the norm of an EMA of past updates.
@@ -212,18 +215,24 @@ class ClipValueByEMA(Transform):
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         return self._clamp(tensors, [st["ema"] for st in states])
 
-    def _clamp(self, tensors: list[Tensor], bound: list[Tensor]) -> list[Tensor]:
+    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._clamp(tensors, [st["ema"] for st in states], copy=True)
+
+    def _clamp(self, tensors: list[Tensor], bound: list[Tensor], copy: bool = False) -> list[Tensor]:
         if self.full_stats:
             clipped = sum((t.abs() > b).sum() for t, b in zip(tensors, bound))
             total = sum(t.numel() for t in tensors)
             self.record_stats(clip_frac=clipped / max(total, 1), bound_mean=torch.stack([b.float().mean() for b in bound]).mean())
-        torch._foreach_clamp_max_(tensors, bound)
+        if copy:
+            tensors = torch._foreach_clamp_max(tensors, bound)
+        else:
+            torch._foreach_clamp_max_(tensors, bound)
         torch._foreach_clamp_min_(tensors, torch._foreach_neg(bound))
         return tensors
 
-    def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
+    def transform(self, tensors: list[Tensor], var: Var, copy: bool = False) -> list[Tensor]:
         if "ema_tfm" not in self.children:
-            return super().transform(tensors, var)
+            return super().transform(tensors, var, copy)
         params, grads, loss, states, settings = self.context(var)
         self.update_tensors(tensors, params, grads, loss, states, settings)
         ema_copy = [st["ema"].clone() for st in states]

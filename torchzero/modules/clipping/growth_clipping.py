@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ...core.settings import group_by
-from ...core.transform import TensorwiseTransform, Transform
+from ...core.transform import Settings, States, TensorwiseTransform, Transform
 from ...functional.norms import Ord, global_norm, parse_ord, tensor_norms
 from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_bool, check_optional_number
@@ -166,29 +166,40 @@ class ClipNormGrowth(Transform):
             check_bool("parameterwise", s["parameterwise"], owner="ClipNormGrowth")
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._clip(tensors, states, settings, copy=False)
+
+    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        return self._clip(tensors, states, settings, copy=True)
+
+    def _clip(self, tensors: list[Tensor], states: States, settings: Settings, copy: bool) -> list[Tensor]:
         keys = ("add", "mul", "min_value", "max_decay", "ord", "parameterwise")
         stats: dict[str, list[Tensor]] = {"norm": [], "factor": []}
         is_global = True
+        result: list[Tensor | None] = [None] * len(tensors) if copy else list(tensors)
         for (add, mul, min_value, max_decay, ord, tensorwise), idx in group_by(settings, *keys):
             if add is None and mul is None:
                 continue
             ts = [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
-            n, d = _clip_norm_growth_(ts, sts, add, mul, min_value, max_decay, parse_ord(ord), tensorwise)
+            n, d = _clip_norm_growth_(ts, sts, add, mul, min_value, max_decay, parse_ord(ord), tensorwise, copy)
+            if copy:
+                for i, t in zip(idx, ts):
+                    result[i] = t
             stats["norm"].append(n)
             stats["factor"].append(d.reciprocal())
             is_global = is_global and not tensorwise
         if stats["norm"]:
             self.record_stats(**stats, is_global=is_global)
-        return tensors
+        return [t.clone() if r is None else r for t, r in zip(tensors, result)]
 
     def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
         """As :class:`ClipNorm`'s, with ``factor`` $= 1/d$."""
         return summarize_norm_scaling(raw, raw["is_global"])
 
 
-def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, min_value, max_decay, ord, tensorwise) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
-    """One group of ClipNormGrowth, in place; returns the norm(s) before and the divisor(s)."""
+def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, min_value, max_decay, ord, tensorwise, copy=False) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
+    """One group of ClipNormGrowth, in place (``copy``: ``ts[:]`` replaced by new tensors, the
+    old ones only read); returns the norm(s) before and the divisor(s)."""
     if tensorwise:
         n = torch.stack(tensor_norms(ts, ord))
         first = [("prev_norm" not in st) for st in sts]
@@ -216,9 +227,13 @@ def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, mi
     if tensorwise:
         for st, x in zip(sts, new.unbind()):
             st["prev_norm"] = x
-        torch._foreach_div_(ts, list(d.unbind()))
+        divisor: Tensor | list[Tensor] = list(d.unbind())
     else:
         for st in sts:
             st["prev_norm"] = new
-        torch._foreach_div_(ts, d)
+        divisor = d
+    if copy:
+        ts[:] = torch._foreach_div(ts, divisor)
+    else:
+        torch._foreach_div_(ts, divisor)
     return n, d
