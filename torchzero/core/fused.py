@@ -197,16 +197,14 @@ class FusedAdam:
         self.__dict__.update(state)
         self._scratch = _Scratch()
         self._steps = _StepTensors()
-        self._steps = _StepTensors()
 
     @staticmethod
     def _own_kernel(params: list[Tensor], grads: list[Tensor], spec: dict[str, Any]) -> bool:
-        """Whether this group runs on torchzero's CPU kernel (:mod:`torchzero.functional.cpu_kernels`), which reads
-        the gradient without writing it: the update target, contiguous float32/float64 tensors
-        (state tensors are created like their parameters, so they qualify with them)."""
-        if spec.get("scale_target", "update") != "update" or not cpu_kernels.eligible(*params, *grads):
-            return False
-        return cpu_kernels.library() is not None
+        """Whether this group runs on torchzero's CPU kernel (:mod:`torchzero.functional.cpu_kernels`),
+        which reads the gradient without writing it: the update target (the gradient target
+        wants the scaled gradient written back, which torch's kernel does), plain contiguous
+        float32/float64 CPU tensors. :meth:`_adam` checks the state tensors too."""
+        return spec.get("scale_target", "update") == "update" and cpu_kernels.usable(*params, *grads)
 
     def _adam(
         self,
@@ -285,6 +283,6 @@ def fused_global_norm(grads: list[Tensor], ord: float | str) -> Tensor:
     """The global norm for the fused clip: one read on the CPU kernel where it can take the
     gradients (L2, contiguous float32/float64 CPU tensors of one dtype), else :func:`global_norm`."""
     grads = [g for g in grads if g.numel() > 0]
-    if ord == 2 and grads and cpu_kernels.eligible(*grads) and cpu_kernels.library() is not None:
+    if ord == 2 and grads and cpu_kernels.usable(*grads):
         return torch.tensor(sum(cpu_kernels.sumsq(grads)) ** 0.5, dtype=grads[0].dtype)
     return global_norm(grads, ord)

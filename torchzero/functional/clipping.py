@@ -171,21 +171,41 @@ def _fill_unchanged(tensors: list[Tensor], out: list[Tensor] | None) -> None:
                 out[i] = tensors[i].clone()
 
 
+#: From this many elements a tensor gets its own op, below it is batched into multi-tensor ops.
+_ONE_OP_NUMEL = 1 << 16
+
+
 def clip_value_(tensors: Sequence[Tensor], value: Scalars, out: list[Tensor] | None = None) -> None:
     """``t = clamp(t, -value, value)`` in place; ``value`` is one number or one per tensor.
 
     With ``out`` (an empty list), ``tensors`` are left unchanged and the results are put in it.
     """
     tensors = list(tensors)
+    if out is not None:
+        out[:] = [None] * len(tensors)
     if not tensors:
         return
     uniform, values = _uniform(value, len(tensors))
-    lo, hi = (-values[0], values[0]) if uniform else ([-v for v in values], values)
-    if out is None:
-        torch._foreach_clamp_min_(tensors, lo)
-    else:
-        tensors = out[:] = torch._foreach_clamp_min(tensors, lo)
-    torch._foreach_clamp_max_(tensors, hi)
+    # large tensors: one clamp each (one pass over the data); small ones: two multi-tensor clamps
+    # (fewer op launches, which is what costs there)
+    small = []
+    for i, (t, v) in enumerate(zip(tensors, values)):
+        if t.numel() < _ONE_OP_NUMEL:
+            small.append(i)
+        elif out is None:
+            t.clamp_(-v, v)
+        else:
+            out[i] = t.clamp(-v, v)
+    if small:
+        ts = [tensors[i] for i in small]
+        lo, hi = (-values[0], values[0]) if uniform else ([-values[i] for i in small], [values[i] for i in small])
+        if out is not None:
+            ts = torch._foreach_clamp_min(ts, lo)
+            for i, r in zip(small, ts):
+                out[i] = r
+        else:
+            torch._foreach_clamp_min_(ts, lo)
+        torch._foreach_clamp_max_(ts, hi)
 
 
 def _global_mean(tensors: list[Tensor], sharded: bool) -> Tensor:

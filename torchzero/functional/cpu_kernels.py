@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["library", "eligible", "sum", "sumsq", "adam_", "ADAM_SCALARS"]
+__all__ = ["library", "eligible", "usable", "sum", "sumsq", "adam_", "ADAM_SCALARS"]
 
 _SOURCE = Path(__file__).with_suffix(".c")
 _FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
@@ -117,6 +117,12 @@ def eligible(*tensors: Tensor) -> bool:
         if type(t) not in _PLAIN or not t.is_cpu or t.dtype != dtype or not t.is_contiguous():
             return False
     return True
+
+
+def usable(*tensors: Tensor) -> bool:
+    """Whether to run these tensors on the kernels: :func:`eligible`, built, and not being traced
+    by ``torch.compile`` (which fuses torch ops itself and can't trace a foreign call)."""
+    return not torch.compiler.is_compiling() and eligible(*tensors) and library() is not None
 
 
 def _ptrs(tensors: Sequence[Tensor]) -> ctypes.Array:

@@ -173,7 +173,7 @@ def finite_probe(tensors: Sequence[Tensor]) -> Tensor:
         return torch.zeros(())
     if has_dtensor(tensors):
         return global_norm(tensors, 2.0)
-    if cpu_kernels.eligible(*tensors) and cpu_kernels.library() is not None:
+    if cpu_kernels.usable(*tensors):
         # one call for all tensors (CPU, contiguous, one dtype): no per-tensor op overhead
         return torch.tensor(sum(cpu_kernels.sum(tensors)), dtype=tensors[0].dtype)
     sums = [t.sum(dtype=torch.float32) if t.dtype in _LOW_PRECISION else t.sum() for t in tensors]
