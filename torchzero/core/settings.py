@@ -24,6 +24,12 @@ def resolve(settings: Settings, *keys: str) -> tuple[Any, ...]:
         >>> resolve([ChainMap({}, {}, {"a": 1, "b": 2})] * 3, "a", "b")
         (1, 2)
     """
+    if settings:
+        # the common case, checked first: one param group, no overrides
+        group = settings[0].maps[1]
+        if all(s.maps[1] is group and not s.maps[0] for s in settings):
+            s0 = settings[0]
+            return tuple(s0[k] for k in keys)
     cache: dict[int, tuple[Any, ...]] = {}
     rows: list[tuple[Any, ...]] = []
     for s in settings:

@@ -86,9 +86,15 @@ def reduce_dims(
     the tensor has (negative ints count from the end; dims it lacks are ignored);
     ``inverse_dims`` takes the complement. Returns ``None`` when the tensor must be left
     unchanged: no dims left, or the product of the reduced sizes is below ``min_size``.
-    The result depends only on this tensor's shape.
+    The result depends only on this tensor's shape (and is cached: it is asked for every tensor
+    on every step).
     """
-    shape = tuple(shape) or (1,)
+    return _reduce_dims(tuple(shape), dim if dim is None or isinstance(dim, int) else tuple(dim), inverse_dims, min_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reduce_dims(shape: tuple[int, ...], dim: int | tuple[int, ...] | None, inverse_dims: bool, min_size: int) -> tuple[int, ...] | None:
+    shape = shape or (1,)
     ndim = len(shape)
     if dim is None:
         dims = set(range(ndim))
