@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import torchzero as tz
+from torchzero.functional import cpu_kernels
 from conftest import make_params, set_grads
 from training import mlp_data, rosenbrock, run_mlp, run_rosenbrock
 
@@ -131,10 +132,18 @@ def test_adamw_param_groups_with_different_settings(fused):
     _close(params, ref, rtol=1e-10, atol=1e-12)
 
 
-def test_adamw_chain_takes_the_fused_path(monkeypatch):
+@pytest.mark.parametrize("kernel", ["cpu-kernel", "torch-kernel"])
+def test_adamw_chain_takes_the_fused_path(monkeypatch, kernel):
     calls = []
+    if kernel == "torch-kernel":
+        monkeypatch.setattr(cpu_kernels, "library", lambda: None)
+    elif cpu_kernels.library() is None:
+        pytest.skip("no C compiler here")
     real = torch._fused_adamw_
     monkeypatch.setattr(torch, "_fused_adamw_", lambda *a, **k: (calls.append(k["weight_decay"]), real(*a, **k))[1])
+    real_own = cpu_kernels.adam_
+    wd_column = cpu_kernels.ADAM_SCALARS.index("weight_decay")  # in the CPU kernel's rows of scalars
+    monkeypatch.setattr(cpu_kernels, "adam_", lambda *a: (calls.append(a[5][0][wd_column]), real_own(*a))[1])
     params = make_params(SHAPES, dtype=torch.float32)
     opt = tz.Modular(params, tz.m.Adam(), tz.m.WeightDecay(0.1), tz.m.LR(1e-2))
     set_grads(params, 0)
@@ -151,6 +160,7 @@ def test_weight_decay_without_fused_form_runs_the_general_chain(wd, monkeypatch)
     calls = []
     monkeypatch.setattr(torch, "_fused_adamw_", lambda *a, **k: calls.append(1))
     monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(cpu_kernels, "adam_", lambda *a, **k: calls.append(1))
     params = make_params(SHAPES, dtype=torch.float32)
     opt = tz.Modular(params, tz.m.Adam(), wd(), tz.m.LR(1e-2))
     set_grads(params, 0)
