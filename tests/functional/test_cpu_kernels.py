@@ -203,3 +203,22 @@ def test_adam_rows_per_tensor():
         cpu_kernels.adam_([b[i]], [grads[i]], [mb[i]], [vb[i]], None, [r], [0])
     for x, y in zip(a + ma + va, b + mb + vb):
         assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_tensor_norms_on_the_kernel_match_torch(dtype):
+    """torchzero.functional.norms takes L2 norms of CPU tensors from the kernel: same values as
+    torch.linalg.vector_norm, NaN and inf included, empty tensors 0."""
+    from torchzero.functional.norms import global_norm, tensor_norms
+
+    xs = _tensors(SIZES["threads"] + SIZES["tiny"], dtype, 7)
+    xs.append(torch.tensor(3.0, dtype=dtype))
+    xs[1][5] = float("inf")
+    xs[2][0] = float("nan")
+    got = tensor_norms(xs, 2.0)
+    want = [torch.linalg.vector_norm(x) for x in xs]
+    for g, w in zip(got, want):
+        assert g.dtype == dtype and g.shape == ()
+        torch.testing.assert_close(g, w, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0, equal_nan=True)
+    finite = [x for i, x in enumerate(xs) if i not in (1, 2)]
+    torch.testing.assert_close(global_norm(finite, 2.0), torch.linalg.vector_norm(torch.cat([x.reshape(-1) for x in finite])), rtol=1e-6, atol=0)
