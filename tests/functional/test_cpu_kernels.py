@@ -222,3 +222,22 @@ def test_tensor_norms_on_the_kernel_match_torch(dtype):
         torch.testing.assert_close(g, w, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0, equal_nan=True)
     finite = [x for i, x in enumerate(xs) if i not in (1, 2)]
     torch.testing.assert_close(global_norm(finite, 2.0), torch.linalg.vector_norm(torch.cat([x.reshape(-1) for x in finite])), rtol=1e-6, atol=0)
+
+
+def test_unwritable_cache_falls_back_to_temp(tmp_path):
+    """A read-only cache directory (here: a path under a file) makes the build use the temp dir."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = (
+        "import tempfile, warnings\n"
+        "warnings.simplefilter('error')\n"
+        "from torchzero.functional import cpu_kernels\n"
+        "lib = cpu_kernels.library()\n"
+        "assert lib is not None and lib._name.startswith(tempfile.gettempdir()), lib\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TORCHZERO_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(blocker)  # <file>/torchzero can't be created
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

@@ -2,14 +2,15 @@
 
 torch's fused Adam writes the gradient, multiplied by ``1 / grad_scale``, back into its input,
 so folding a clip factor into it costs a copy of the gradients when ``p.grad`` must stay
-untouched; its CPU kernel also runs below the machine's memory bandwidth. The kernels here
-read the gradient once, scale it in registers and update ``p``, ``exp_avg`` and ``exp_avg_sq`` in
-one pass over contiguous float32/float64 CPU tensors, and compute the sums of squares of the
-gradients (the global norm, and with it the non-finite check) in one read.
+untouched. The Adam kernel here reads the gradient, scales it in registers and updates ``p``,
+``exp_avg`` and ``exp_avg_sq`` in one pass over contiguous float32/float64 CPU tensors; the
+reduction kernels compute the sums and sums of squares of all gradients (the non-finite check,
+the norms) in one call that reads each tensor once.
 
 The library is built with the system C compiler (``$CC``, else ``cc``) into a cache directory
-(``$TORCHZERO_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchzero`` or ``~/.cache/torchzero``), keyed by
-the source, the compiler and the CPU, and reused by later processes. Where there is no compiler
+(``$TORCHZERO_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchzero`` or ``~/.cache/torchzero``, else a
+private directory under the system's temp dir if that one isn't writable), keyed by the source,
+the compiler and the CPU, and reused by later processes. Where there is no compiler
 or the build fails, :func:`library` returns ``None`` and the fast path uses torch's fused kernels
 instead. ``TORCHZERO_CPU_KERNELS=0`` turns the kernels off.
 """
@@ -42,11 +43,13 @@ _lib: ctypes.CDLL | None = None
 _tried = False
 
 
-def _cache_dir() -> Path:
+def _cache_dirs() -> list[Path]:
+    """Where to build, in order of preference: the configured cache, then a private temp dir."""
     if d := os.environ.get("TORCHZERO_CACHE_DIR"):
-        return Path(d)
+        return [Path(d)]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "torchzero"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return [Path(base) / "torchzero", Path(tempfile.gettempdir()) / f"torchzero-{uid}"]
 
 
 def _cpu_id() -> str:
@@ -59,6 +62,27 @@ def _cpu_id() -> str:
         return platform.processor() or platform.machine()
 
 
+def _built(cc: str, name: str) -> Path:
+    """The library in the first usable cache directory, compiled there if it isn't yet."""
+    error: OSError | None = None
+    for d in _cache_dirs():
+        target = d / name
+        if target.exists():
+            return target
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            # build under a private name, then rename: concurrent processes never load a partial file
+            with tempfile.TemporaryDirectory(dir=d) as tmp:
+                out = Path(tmp) / name
+                subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", str(out), "-lm"], capture_output=True, check=True, timeout=300)
+                os.replace(out, target)
+            return target
+        except OSError as e:  # not writable: try the next directory
+            error = e
+    assert error is not None
+    raise error
+
+
 def _build() -> ctypes.CDLL | None:
     if os.environ.get("TORCHZERO_CPU_KERNELS", "1") == "0" or platform.system() != "Linux":
         return None
@@ -68,19 +92,18 @@ def _build() -> ctypes.CDLL | None:
     try:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
         key = hashlib.sha256("\0".join([_SOURCE.read_text(), cc, version, " ".join(_FLAGS), _cpu_id()]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"cpu_kernels_{key}.so"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # build under a private name, then rename: concurrent processes never load a partial file
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                out = Path(tmp) / target.name
-                subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", str(out), "-lm"], capture_output=True, check=True, timeout=300)
-                os.replace(out, target)
+        target = _built(cc, f"cpu_kernels_{key}.so")
         lib = ctypes.CDLL(str(target))
         if lib.tz_abi_version() != _ABI:
             return None
     except (OSError, subprocess.SubprocessError) as e:
-        warnings.warn(f"torchzero: could not build the CPU kernels ({e}); using torch's fused kernels instead", RuntimeWarning, stacklevel=3)
+        detail = e.stderr.decode(errors="replace").strip().splitlines()[:3] if isinstance(e, subprocess.CalledProcessError) and e.stderr else []
+        warnings.warn(
+            f"torchzero: could not build the CPU kernels ({e}{': ' + ' / '.join(detail) if detail else ''}); "
+            "using torch's fused kernels instead (set TORCHZERO_CPU_KERNELS=0 to silence this)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     ptrs = ctypes.POINTER(ctypes.c_void_p)
     i64 = ctypes.POINTER(ctypes.c_int64)
