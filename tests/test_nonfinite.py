@@ -140,3 +140,54 @@ def test_finite_probe_is_finite_iff_all_elements_are(bad, dtype):
     mixed = [t.clone() for t in ts]
     mixed[0].view(-1)[0], mixed[1].view(-1)[0] = math.inf, -math.inf
     assert not torch.isfinite(finite_probe(mixed))
+
+
+# ------------------------------------------------ the check taken from the first module's probe
+PROBING = {
+    "ClipNorm": lambda: tz.m.ClipNorm(0.5),
+    "ClipNorm-global": lambda: tz.m.ClipNorm(0.5, dim="global"),
+    "ClipNorm-dim0-min_size": lambda: tz.m.ClipNorm(0.5, dim=0, min_size=4),
+    "ClipNorm-linf": lambda: tz.m.ClipNorm(0.5, ord="linf"),
+    "Normalize": lambda: tz.m.Normalize(2.0),
+    "Centralize": lambda: tz.m.Centralize(),
+    "Centralize-rows": lambda: tz.m.Centralize(dim=0, inverse_dims=True),
+    "Centralize-global": lambda: tz.m.Centralize(dim="global"),
+}
+PROBE_SHAPES = [(4, 3), (3,), (), (2, 2), (1,)]  # 1-D and 0-dim tensors: left unchanged by some settings
+
+
+@pytest.mark.parametrize("bad", list(BAD))
+@pytest.mark.parametrize("where", range(len(PROBE_SHAPES)), ids=[f"tensor{i}" for i in range(len(PROBE_SHAPES))])
+@pytest.mark.parametrize("name", list(PROBING))
+def test_probing_first_module_skips_bad_steps(name, where, bad):
+    """A stateless first module runs before the check, which reads its norms or means: a NaN or
+    inf in any tensor (one it scales, one it leaves unchanged) still skips the step, bitwise."""
+    params = make_params(PROBE_SHAPES)
+    opt = tz.Modular(params, PROBING[name](), tz.m.Adam(), tz.m.LR(0.1))
+    set_grads(params, 0)
+    opt.step()
+    snap = _snapshot(opt, params)
+    set_grads(params, 1)
+    params[where].grad.view(-1)[0] = BAD[bad]
+    with pytest.warns(RuntimeWarning, match="skipped a step"):
+        opt.step()
+    _assert_same(snap, opt, params)
+    assert opt.stats() == {}
+
+
+@pytest.mark.parametrize("name", list(PROBING))
+def test_probing_first_module_spares_the_extra_read(name, monkeypatch):
+    import torchzero.core.modular as modular
+
+    calls = []
+    real = modular.finite_probe
+    monkeypatch.setattr(modular, "finite_probe", lambda ts: (calls.append(1), real(ts))[1])
+    params = make_params(PROBE_SHAPES)
+    opt = tz.Modular(params, PROBING[name](), tz.m.LR(0.1))
+    set_grads(params, 0)
+    opt.step()
+    assert calls == []
+    # an order whose norm doesn't propagate NaN (counting non-zeros) gives no probe: the gradients are read
+    opt = tz.Modular(params, tz.m.ClipNorm(0.5, ord=0), tz.m.LR(0.1))
+    opt.step()
+    assert calls == [1]

@@ -293,24 +293,31 @@ class Modular(torch.optim.Optimizer):
             if m._last_stats:
                 m._last_stats = {}
         total_norm = None
-        if self.nonfinite != "propagate":
-            all_grads = [g for _, _, gg in groups for g in gg]
-            plan = self._fused_plan
-            if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
-                total_norm = fused_global_norm(all_grads, 2.0)
-                check = total_norm
-            else:
-                check = finite_probe(all_grads)
-            if not self._finite(check, loss):
-                return loss
-        if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
-            return loss
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
         var = Var(params=params, closure=closure, grad=grads, loss=loss)
-        lr_module = self._trailing_lr
         head = self._head
         i = 0
+        if self.nonfinite != "propagate":
+            plan = self._fused_plan
+            check = None
+            if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
+                total_norm = check = fused_global_norm(grads, 2.0)
+            elif plan is None and head and getattr(head[0], "PROBES_GRAD", False) and head[0].target == "update" and head[0]._has_copy_form():
+                # a stateless first module reads the gradients anyway: run it first and check
+                # what it measured (its norms, its means) instead of reading them once more
+                var = head[0].step(var)
+                check = head[0].take_grad_probe()
+                i = 1
+            if check is None:
+                check = finite_probe(grads)
+            if not self._finite(check, loss):
+                if i:
+                    head[0]._last_stats = {}  # the statistics of a step that didn't happen
+                return loss
+        if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
+            return loss
+        lr_module = self._trailing_lr
         # an index, not an iterator: under torch.compile a graph break inside a module (a step
         # guard's host sync) resumes in this loop, and dynamo mishandles a resumed list iterator
         while i < len(head):
@@ -355,7 +362,7 @@ class Modular(torch.optim.Optimizer):
         what = "the gradients" if not bool(torch.isfinite(total_norm)) else "the loss"  # total_norm: the probe
         if self.nonfinite == "raise":
             raise FloatingPointError(
-                f"Modular: {what} of this step contain NaN or inf (gradient norm {total_norm.item()}); nothing was "
+                f"Modular: {what} of this step contain NaN or inf (check value {total_norm.item()}); nothing was "
                 "changed. Pass nonfinite='skip' to skip such steps, or 'propagate' to apply them as torch.optim does."
             )
         self.skipped_steps += 1

@@ -61,6 +61,11 @@ class Transform(Module):
     #: their ``inner`` modules to something else (Adam: its first moment) set this to False.
     INNER_ON_TENSORS: bool = True
 
+    #: The module keeps no state (statistics aside) and its copy form reports a gradient probe
+    #: (:meth:`record_grad_probe`). As the first module of a chain, ``Modular`` then runs it
+    #: before its non-finite check and checks the probe instead of reading the gradients again.
+    PROBES_GRAD: bool = False
+
     def __init__(
         self,
         defaults: Mapping[str, Any] | None = None,
@@ -117,6 +122,20 @@ class Transform(Module):
         No returned tensor may be one of ``tensors``.
         """
         raise NotImplementedError
+
+    def record_grad_probe(self, probe: Tensor | None) -> None:
+        """Reports, from :meth:`apply_tensors_copy`, a 0-dim tensor that is finite if and only if
+        every element of the tensors it read is (``None``: can't tell for these settings).
+
+        Built from what the module computes anyway (norms, means: NaN and inf propagate into
+        them), it spares ``Modular``'s non-finite check a read of the gradients.
+        """
+        self._grad_probe = probe
+
+    def take_grad_probe(self) -> Tensor | None:
+        """The probe recorded on this step, once (``None`` if none was)."""
+        probe, self._grad_probe = getattr(self, "_grad_probe", None), None
+        return probe
 
     def _has_copy_form(self) -> bool:
         return type(self).apply_tensors_copy is not Transform.apply_tensors_copy and not self.children

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from .norms import Dim, global_norm, has_dtensor, is_dtensor, reduce_dims, tensor_norm, tensor_norms
+from .norms import Dim, finite_probe, global_norm, has_dtensor, is_dtensor, reduce_dims, tensor_norm, tensor_norms
 
 __all__ = ["TINY_NORM", "norm_factor", "scale_by_norm_", "clip_value_", "centralize_"]
 
@@ -218,36 +218,53 @@ def _global_mean(tensors: list[Tensor], sharded: bool) -> Tensor:
     return torch.stack([s.to(torch.float64 if t.dtype == torch.float64 else torch.float32) for s, t in zip(sums, tensors)]).sum() / total
 
 
-def _centralize_into(tensors: list[Tensor], dim: Dim, inverse_dims: bool, min_size: int, out: list[Tensor]) -> None:
-    """:func:`centralize_` with the results in ``out``: one pass that reads the inputs."""
+def _centralize_into(tensors: list[Tensor], dim: Dim, inverse_dims: bool, min_size: int, out: list[Tensor]) -> Tensor | None:
+    """:func:`centralize_` with the results in ``out``: one pass that reads the inputs. Returns the
+    sum of the means it took (NaN and inf propagate into it) and of the tensors it left unchanged:
+    a 0-dim value that is finite iff every input element is; ``None`` for DTensors."""
     out[:] = [None] * len(tensors)
     if has_dtensor(tensors):  # rare enough to take the copy
         out[:] = [t.clone() for t in tensors]
         centralize_(out, dim, inverse_dims, min_size)
-        return
+        return None
+    parts: list[Tensor] = []
+    means: list[Tensor] = []
     if dim == "global":
         nonempty = [i for i, t in enumerate(tensors) if t.numel() > 0]
         if nonempty:
             sub = [tensors[i] for i in nonempty]
-            for i, r in zip(nonempty, torch._foreach_sub(sub, _global_mean(sub, False))):
+            mean = _global_mean(sub, False)
+            parts.append(mean)
+            for i, r in zip(nonempty, torch._foreach_sub(sub, mean)):
                 out[i] = r
     else:
         for i, t in enumerate(tensors):
             dims = None if t.ndim == 0 or t.numel() == 0 else reduce_dims(t.shape, dim, inverse_dims, min_size)  # type: ignore[arg-type]
             if dims is not None:
                 acc = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
-                out[i] = t - t.mean(dim=dims, keepdim=True, dtype=acc).to(t.dtype)
+                mean = t.mean(dim=dims, keepdim=True, dtype=acc)
+                means.append(mean.reshape(-1))
+                out[i] = t - mean.to(t.dtype)
+        if means:
+            parts.append(torch.cat(means).sum(dtype=torch.float64))
+    unchanged = [t for t, o in zip(tensors, out) if o is None]
     _fill_unchanged(tensors, out)
+    if unchanged:
+        parts.append(finite_probe(unchanged).to(torch.float64))
+    if not parts:
+        return torch.zeros((), dtype=torch.float64)
+    return torch.stack([p.to(torch.float64) for p in parts]).sum()
 
 
-def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_size: int, out: list[Tensor] | None = None) -> None:
+def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_size: int, out: list[Tensor] | None = None) -> Tensor | None:
     """Subtracts the mean of each group in place. 0-dim tensors are left unchanged (per-tensor mode).
 
-    With ``out`` (an empty list), ``tensors`` are left unchanged and the results are put in it.
+    With ``out`` (an empty list), ``tensors`` are left unchanged, the results are put in it, and
+    the return value is a 0-dim tensor that is finite iff every element of ``tensors`` is (built
+    from the means, so it costs no extra read; ``None`` for DTensors). Without ``out``: ``None``.
     """
     if out is not None:
-        _centralize_into(list(tensors), dim, inverse_dims, min_size, out)
-        return
+        return _centralize_into(list(tensors), dim, inverse_dims, min_size, out)
     tensors = [t for t in tensors if t.numel() > 0]
     if not tensors:
         return
@@ -275,3 +292,4 @@ def centralize_(tensors: Sequence[Tensor], dim: Dim, inverse_dims: bool, min_siz
         t.sub_(t.mean(dim=dims, keepdim=True, dtype=acc).to(t.dtype))
     if whole:
         torch._foreach_sub_(whole, [(s / t.numel()).to(t.dtype) for s, t in zip(tensor_norms(whole, "sum"), whole)])
+    return None

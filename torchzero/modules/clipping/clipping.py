@@ -78,6 +78,7 @@ class _NormScale(Transform):
     MODE = "clip"
     TARGET_KEY = "max_norm"
     FUSED_ROLE = "scale"
+    PROBES_GRAD = True
 
     def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:
         """A global norm scale can be folded into a fused kernel; per-tensor norms can't."""
@@ -101,16 +102,24 @@ class _NormScale(Transform):
         stats: dict[str, list[Tensor]] = {}
         is_global = True
         result = list(tensors)
+        norms: list[Tensor] | None = []  # every tensor's norm(s) before scaling: the probe
         for (ord, dim, inverse_dims, min_size), idx in group_by(settings, *_NORM_KEYS):
             sub = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
             out: list[Tensor] | None = [] if copy else None
-            scale_by_norm_(sub, subset(target, idx), parse_ord(ord), dim, inverse_dims, min_size, self.MODE, stats=stats, out=out)
+            p = parse_ord(ord)
+            n = scale_by_norm_(sub, subset(target, idx), p, dim, inverse_dims, min_size, self.MODE, stats=stats, out=out)
             if out is not None:
                 for i, o in zip(idx, out):
                     result[i] = o
+            if norms is not None and isinstance(p, float) and p > 0:  # NaN and inf propagate into these norms
+                norms.extend([n] if isinstance(n, Tensor) else n)
+            else:
+                norms = None
             is_global = is_global and dim == "global"
         if stats:  # nothing measured when every tensor is below min_size
             self.record_stats(**stats, is_global=is_global)
+        if copy:
+            self.record_grad_probe(None if norms is None else _probe(norms))
         return result
 
     def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +212,15 @@ class Normalize(_NormScale):
         )
 
 
+def _probe(values: list[Tensor]) -> Tensor:
+    """One 0-dim float64 tensor, finite iff every element of ``values`` is."""
+    scalars = [v for v in values if v.ndim == 0]
+    parts = [v.sum(dtype=torch.float64) for v in values if v.ndim]
+    if scalars:  # per-tensor norms: one stack (torch.stack promotes mixed dtypes)
+        parts.append(torch.stack(scalars).sum(dtype=torch.float64))
+    return torch.stack(parts).sum() if parts else torch.zeros((), dtype=torch.float64)
+
+
 class Centralize(Transform):
     r"""Subtracts the mean: $u_g \leftarrow u_g - \operatorname{mean}(u_g)$ for each group $g$.
 
@@ -230,6 +248,8 @@ class Centralize(Transform):
         optimization technique for deep neural networks. https://arxiv.org/abs/2004.01461
     """
 
+    PROBES_GRAD = True
+
     def __init__(self, dim: Dim = None, inverse_dims: bool = False, min_size: int = 2, target: str = "update"):
         super().__init__(dict(dim=dim, inverse_dims=inverse_dims, min_size=min_size), target=target)
 
@@ -243,11 +263,13 @@ class Centralize(Transform):
 
     def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         result = list(tensors)
+        probes: list[Tensor | None] = []
         for (dim, inverse_dims, min_size), idx in group_by(settings, "dim", "inverse_dims", "min_size"):
             out: list[Tensor] = []
-            centralize_([tensors[i] for i in idx], dim, inverse_dims, min_size, out=out)
+            probes.append(centralize_([tensors[i] for i in idx], dim, inverse_dims, min_size, out=out))
             for i, o in zip(idx, out):
                 result[i] = o
+        self.record_grad_probe(None if any(p is None for p in probes) else _probe(probes))  # type: ignore[arg-type]
         return result
 
 
