@@ -156,11 +156,14 @@ class Modular(torch.optim.Optimizer):
             ``FloatingPointError`` (nothing changed); ``"propagate"``: apply the step as
             ``torch.optim`` optimizers do (a NaN reaches its own parameter; global norms treat a
             non-finite norm as "don't clip", so other parameters are not poisoned). The check
-            costs one read of the gradients and one host sync per step (a gradient norm
-            overflowing float32 also counts as non-finite). ``torch.compile(opt.step,
+            costs one read of the gradients (none when the chain starts with a module that
+            reads them anyway: a global L2 clip before Adam, or ClipNorm, Normalize or
+            Centralize) and one host sync per step; a sum or norm of finite gradients that
+            overflows counts as non-finite. ``torch.compile(opt.step,
             fullgraph=True)`` needs ``"propagate"`` (see the compile guide).
-        fused: ``None`` (default): use torch's fused Adam kernels when the chain has a fused
-            form (see the performance guide); ``False``: never; ``True``: require it. Inside
+        fused: ``None`` (default): run the chain as one fused Adam pass when it has a fused
+            form (torchzero's CPU kernel or torch's fused Adam; see the performance guide);
+            ``False``: never; ``True``: require it. Inside
             ``torch.compile`` the general path is traced instead, for the compiler to fuse.
         full_stats: also record statistics that cost a pass over the data (elementwise
             clipping fractions); see :meth:`stats` (default: ``False``).
