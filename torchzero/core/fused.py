@@ -26,7 +26,7 @@ from ..functional.norms import global_norm, has_dtensor, is_dtensor
 from ..functional import cpu_kernels
 from .module import Module
 
-__all__ = ["FusedAdam", "plan", "fused_global_norm"]
+__all__ = ["FusedAdam", "plan"]
 
 
 def plan(modules: Sequence[Module]) -> FusedAdam | None:
@@ -156,7 +156,7 @@ class FusedAdam:
             spec0 = specs[0]
             if any(s["scale_target"] != spec0["scale_target"] or s["scale_ord"] != spec0["scale_ord"] for s in specs):
                 return False
-            n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else fused_global_norm(all_grads, spec0["scale_ord"])
+            n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else global_norm(all_grads, spec0["scale_ord"])
         factors = []
         for (group, params, grads), spec in zip(groups, specs):
             if self.scale is not None:
@@ -277,12 +277,3 @@ class FusedAdam:
             rows,
             [index[t] for t in steps],
         )
-
-
-def fused_global_norm(grads: list[Tensor], ord: float | str) -> Tensor:
-    """The global norm for the fused clip: one read on the CPU kernel where it can take the
-    gradients (L2, contiguous float32/float64 CPU tensors of one dtype), else :func:`global_norm`."""
-    grads = [g for g in grads if g.numel() > 0]
-    if ord == 2 and grads and cpu_kernels.usable(*grads):
-        return torch.tensor(sum(cpu_kernels.sumsq(grads)) ** 0.5, dtype=grads[0].dtype)
-    return global_norm(grads, ord)

@@ -14,10 +14,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ..functional.norms import finite_probe
+from ..functional.norms import finite_probe, global_norm
 from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
-from .fused import fused_global_norm, plan
+from .fused import plan
 from .module import Module
 from .settings import is_uniform, resolve
 from .sync import host_bool
@@ -273,23 +273,22 @@ class Modular(torch.optim.Optimizer):
                 loss = closure()
         groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]] = []
         for group in self.param_groups:
-            gp: list[Tensor] = []
-            gg: list[Tensor] = []
-            for p in group["params"]:
-                g = p.grad
-                if g is not None:
-                    if g.is_complex():
-                        p, g = self._real[p], torch.view_as_real(g)
-                    if g.is_sparse:
-                        raise RuntimeError(
-                            f"Modular: parameter of shape {tuple(p.shape)} has a sparse gradient, which torchzero modules "
-                            f"({', '.join(type(m).__name__ for m in self.chain.modules)}) do not support; "
-                            "use a dense layer (e.g. nn.Embedding(sparse=False))"
-                        )
-                    gp.append(p)
-                    gg.append(g)
-            if gp:
-                groups.append((group, gp, gg))
+            # comprehensions, not one loop with branches: this runs for every parameter each step
+            gp: list[Tensor] = [p for p in group["params"] if p.grad is not None]
+            if not gp:
+                continue
+            gg: list[Tensor] = [p.grad for p in gp]  # type: ignore[misc]
+            if self._real:  # complex parameters: their real views
+                gp = [self._real.get(p, p) for p in gp]
+                gg = [torch.view_as_real(g) if g.is_complex() else g for g in gg]
+            if any(g.is_sparse for g in gg):
+                p = next(p for p, g in zip(gp, gg) if g.is_sparse)
+                raise RuntimeError(
+                    f"Modular: parameter of shape {tuple(p.shape)} has a sparse gradient, which torchzero modules "
+                    f"({', '.join(type(m).__name__ for m in self.chain.modules)}) do not support; "
+                    "use a dense layer (e.g. nn.Embedding(sparse=False))"
+                )
+            groups.append((group, gp, gg))
         if not groups:
             return loss
         for m in self._modules:
@@ -305,7 +304,7 @@ class Modular(torch.optim.Optimizer):
             plan = self._fused_plan
             check = None
             if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
-                total_norm = check = fused_global_norm(grads, 2.0)
+                total_norm = check = global_norm(grads, 2.0)
             elif plan is None and head and getattr(head[0], "PROBES_GRAD", False) and head[0].target == "update" and head[0]._has_copy_form():
                 # a stateless first module reads the gradients anyway: run it first and check
                 # what it measured (its norms, its means) instead of reading them once more
@@ -334,7 +333,7 @@ class Modular(torch.optim.Optimizer):
             torch._foreach_sub_(params, update)
             return loss
         # a trailing LR is folded into the parameter update: one pass instead of two
-        (lr,) = resolve([lr_module.settings(p) for p in params], "lr")
+        (lr,) = resolve(lr_module.settings_list(params), "lr")
         if is_uniform(lr) and not isinstance(lr, Tensor):
             if torch.compiler.is_compiling():
                 # ``u * lr`` lets inductor take lr as an input; a scalar argument of a foreach op

@@ -17,7 +17,21 @@ from torch import Tensor
 if TYPE_CHECKING:
     from .var import Var
 
-__all__ = ["Module"]
+__all__ = ["Module", "SettingsList"]
+
+
+class SettingsList(list):
+    """Per-parameter settings (ChainMaps), in order, as :meth:`Module.settings_list` returns them.
+
+    ``single`` is the first ChainMap when all of them were one param group's without overrides
+    when the list was built (:func:`~torchzero.core.settings.resolve` then reads one), else ``None``.
+    """
+
+    def __init__(self, items: Iterable[ChainMap[str, Any]] = ()):
+        super().__init__(items)
+        first = self[0] if self else None
+        group = None if first is None else first.maps[1]
+        self.single = first if first is not None and all(s.maps[1] is group and not s.maps[0] for s in self) else None
 
 
 class Module(ABC):
@@ -46,6 +60,10 @@ class Module(ABC):
         self.children: dict[str, Module] = {}
         self._overrides: dict[Tensor, dict[str, Any]] = {}
         self._settings: dict[Tensor, ChainMap[str, Any]] = {}
+        # settings_list's last answer; any change to which ChainMap a parameter has, or to
+        # overrides, bumps the version and so invalidates it
+        self._settings_version = 0
+        self._settings_cache: tuple[tuple[int, ...], int, SettingsList] | None = None
         self._params: list[Tensor] = []
         self._overrides_any = False
         self._hidden_group_keys: frozenset[str] = frozenset()
@@ -65,7 +83,23 @@ class Module(ABC):
         s = self._settings.get(param)
         if s is None:
             s = self._settings[param] = ChainMap(self._overrides.setdefault(param, {}), {}, self.defaults)
+            self._settings_version += 1
         return s
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the cache is keyed by object ids, meaningless in a copy
+        return {**self.__dict__, "_settings_cache": None}
+
+    def settings_list(self, params: list[Tensor]) -> SettingsList:
+        """``[self.settings(p) for p in params]``, cached for the same parameters from step to
+        step (the ChainMaps are live views: values changed in a param group are seen)."""
+        key = tuple(map(id, params))
+        cached = self._settings_cache
+        if cached is not None and cached[1] == self._settings_version and cached[0] == key:
+            return cached[2]
+        out = SettingsList(self.settings(p) for p in params)
+        self._settings_cache = (key, self._settings_version, out)
+        return out
 
     def set_param_groups(self, param_groups: Iterable[Mapping[str, Any]]) -> Module:
         """Overrides settings of this module only, for some parameters.
@@ -97,6 +131,7 @@ class Module(ABC):
             for p in params:
                 self._overrides.setdefault(p, {}).update(settings)
             self._overrides_any = self._overrides_any or bool(settings)
+            self._settings_version += 1
         return self
 
     def _bind_group(self, group: dict[str, Any], keys: list[Tensor] | None = None) -> None:
@@ -112,11 +147,13 @@ class Module(ABC):
                     self._params.append(p)
                 visible = _Without(group, self._hidden_group_keys) if self._hidden_group_keys else group
                 self._settings[p] = ChainMap(self._overrides.setdefault(p, {}), visible, self.defaults)
+                self._settings_version += 1
         for child in self.children.values():
             child._bind_group(group, keys)
 
     def _unbind(self) -> None:
         self._settings.clear()
+        self._settings_version += 1
         self._params.clear()
         for child in self.children.values():
             child._unbind()

@@ -24,6 +24,9 @@ def resolve(settings: Settings, *keys: str) -> tuple[Any, ...]:
         >>> resolve([ChainMap({}, {}, {"a": 1, "b": 2})] * 3, "a", "b")
         (1, 2)
     """
+    single = getattr(settings, "single", None)  # a SettingsList that knows it is one group's
+    if single is not None:
+        return tuple(single[k] for k in keys)
     if settings:
         # the common case, checked first: one param group, no overrides
         group = settings[0].maps[1]

@@ -155,7 +155,7 @@ class Transform(Module):
         grads = var.get_grad() if self.uses_grad else var.grad
         loss = var.get_loss(backward=False) if self.uses_loss else var.loss
         states = [self.state[p] for p in params]
-        settings = [self.settings(p) for p in params]
+        settings = self.settings_list(params)
         return params, grads, loss, states, settings
 
     def transform(self, tensors: list[Tensor], var: Var, copy: bool = False) -> list[Tensor]:

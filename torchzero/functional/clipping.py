@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from .norms import Dim, finite_probe, global_norm, has_dtensor, is_dtensor, reduce_dims, tensor_norm, tensor_norms
+from .norms import Dim, finite_probe, global_norm, has_dtensor, is_dtensor, reduce_dims, tensor_norm, tensor_norm_vector, tensor_norms
 
 __all__ = ["TINY_NORM", "norm_factor", "scale_by_norm_", "clip_value_", "centralize_"]
 
@@ -119,10 +119,14 @@ def scale_by_norm_(
 
     norms: list[Tensor] = [None] * n_t  # type: ignore[list-item]
     whole: list[int] = []  # tensors normed over all of their elements: batched
+    unchanged: list[int] = []  # below min_size: only measured, batched too
     for i, t in enumerate(tensors):
+        if dim is None and not inverse_dims:  # the default: whole tensors (what reduce_dims says)
+            (whole if t.numel() >= min_size else unchanged).append(i)
+            continue
         dims = reduce_dims(t.shape, dim, inverse_dims, min_size)  # type: ignore[arg-type]
         if dims is None:
-            norms[i] = tensor_norm(t, ord, keepdim=False)
+            unchanged.append(i)
         elif len(dims) == max(t.ndim, 1):
             whole.append(i)
         else:
@@ -136,11 +140,13 @@ def scale_by_norm_(
                 stats.setdefault("norm", []).append(n)
                 stats.setdefault("factor", []).append(f)
             norms[i] = n
+    if unchanged:
+        for i, x in zip(unchanged, tensor_norms([tensors[i] for i in unchanged], ord)):
+            norms[i] = x
     if whole:
         group = [tensors[i] for i in whole]
-        ns = tensor_norms(group, ord)
-        dtypes = {x.dtype for x in ns}
-        stacked = torch.stack(ns if len(dtypes) == 1 else [x.double() for x in ns])
+        stacked = tensor_norm_vector(group, ord)
+        ns = stacked.unbind()
         t_in = None if target is None else _as_factor_input([targets[i] for i in whole], uni_t, stacked)
         m_in = None if min_norm is None else _as_factor_input([mins[i] for i in whole], uni_m, stacked)
         f = norm_factor(stacked, t_in, mode, m_in)
@@ -188,16 +194,16 @@ def clip_value_(tensors: Sequence[Tensor], value: Scalars, out: list[Tensor] | N
     uniform, values = _uniform(value, len(tensors))
     # large tensors: one clamp each (one pass over the data); small ones: two multi-tensor clamps
     # (fewer op launches, which is what costs there)
-    small = []
-    for i, (t, v) in enumerate(zip(tensors, values)):
-        if t.numel() < _ONE_OP_NUMEL:
-            small.append(i)
-        elif out is None:
+    big = [i for i, t in enumerate(tensors) if t.numel() >= _ONE_OP_NUMEL]
+    for i in big:
+        t, v = tensors[i], values[i]
+        if out is None:
             t.clamp_(-v, v)
         else:
             out[i] = t.clamp(-v, v)
+    small = range(len(tensors)) if not big else [i for i, t in enumerate(tensors) if t.numel() < _ONE_OP_NUMEL]
     if small:
-        ts = [tensors[i] for i in small]
+        ts = tensors if not big else [tensors[i] for i in small]
         lo, hi = (-values[0], values[0]) if uniform else ([-values[i] for i in small], [values[i] for i in small])
         if out is not None:
             ts = torch._foreach_clamp_min(ts, lo)

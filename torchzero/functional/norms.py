@@ -32,6 +32,7 @@ __all__ = [
     "reduce_dims",
     "tensor_norm",
     "tensor_norms",
+    "tensor_norm_vector",
     "global_norm",
     "finite_probe",
     "has_dtensor",
@@ -151,11 +152,9 @@ def tensor_norms(tensors: Sequence[Tensor], ord: float | str) -> list[Tensor]:
     tensors = list(tensors)
     if has_dtensor(tensors):
         return _sharded_norms(tensors, ord)
-    if not isinstance(ord, str) and ord == 2 and tensors and cpu_kernels.usable(*tensors):
-        # all tensors in one call of a kernel that reads each once: about twice as fast as
-        # torch's norm on CPU (sums of squares in double across blocks, the root in double)
-        roots = [math.sqrt(s) for s in cpu_kernels.sumsq(tensors)]
-        return list(torch.tensor(roots, dtype=tensors[0].dtype).unbind())
+    vector = _kernel_norms(tensors, ord)
+    if vector is not None:
+        return list(vector.unbind())
     if isinstance(ord, str) or any(t.numel() == 0 for t in tensors):
         return [tensor_norm(t, ord, keepdim=False) for t in tensors]
     low = [i for i, t in enumerate(tensors) if t.dtype in _LOW_PRECISION]
@@ -169,6 +168,33 @@ def tensor_norms(tensors: Sequence[Tensor], ord: float | str) -> list[Tensor]:
         for i, n in zip(idx, torch._foreach_norm([tensors[i] for i in idx], ord, **kw)):
             out[i] = n
     return out
+
+
+def _kernel_sumsq(tensors: list[Tensor], ord: float | str) -> list[float] | None:
+    """For L2 norms of plain CPU tensors: their sums of squares from the kernel, all tensors in
+    one call that reads each once, about twice as fast as torch's norm on CPU (accumulated in
+    double across blocks). ``None`` where it doesn't apply."""
+    if isinstance(ord, str) or ord != 2 or not tensors or not cpu_kernels.usable(*tensors):
+        return None
+    return cpu_kernels.sumsq(tensors)
+
+
+def _kernel_norms(tensors: list[Tensor], ord: float | str) -> Tensor | None:
+    """:func:`_kernel_sumsq`'s roots (taken in double) as one 1-D tensor."""
+    sumsq = _kernel_sumsq(tensors, ord)
+    return None if sumsq is None else torch.tensor([math.sqrt(s) for s in sumsq], dtype=tensors[0].dtype)
+
+
+def tensor_norm_vector(tensors: Sequence[Tensor], ord: float | str) -> Tensor:
+    """:func:`tensor_norms` as one 1-D tensor (float64 if the norms' dtypes differ)."""
+    tensors = list(tensors)
+    vector = _kernel_norms(tensors, ord)
+    if vector is not None:
+        return vector
+    ns = tensor_norms(tensors, ord)
+    if len({x.dtype for x in ns}) > 1:
+        ns = [x.double() for x in ns]
+    return torch.stack(ns)
 
 
 def finite_probe(tensors: Sequence[Tensor]) -> Tensor:
@@ -213,6 +239,9 @@ def global_norm(tensors: Sequence[Tensor], ord: float | str) -> Tensor:
     if ord in ("std", "var"):
         flat = torch.cat([t.reshape(-1).to(torch.float32 if t.dtype in _LOW_PRECISION else t.dtype) for t in tensors])
         return flat.std() if ord == "std" else flat.var()
+    sumsq = _kernel_sumsq(tensors, ord)
+    if sumsq is not None:  # the global L2 norm: the root of the total, in double
+        return torch.tensor(math.sqrt(sum(sumsq)), dtype=tensors[0].dtype)
     norms = tensor_norms(tensors, ord)
     dtypes = {n.dtype for n in norms}
     if len(dtypes) > 1:
