@@ -223,3 +223,28 @@ def test_copy_form_not_used_after_another_module_formed_the_update():
     tz.Modular(params, Spy(0.1), tz.m.LR(0.1)).step()
     tz.Modular(params, tz.m.Mul(2.0), Spy(0.1), tz.m.LR(0.1)).step()
     assert calls == ["copy"]
+
+
+def test_cached_settings_follow_group_changes_and_overrides():
+    """Settings lists are cached between steps: a new group value, an override added mid-run and
+    a new param group must all be seen on the next step (reference: a fresh optimizer)."""
+    params = make_params([(3,), (2,)])
+
+    def run(changes):
+        ps = [p.detach().clone().requires_grad_() for p in params]
+        clip = tz.m.ClipValue(1.0)
+        opt = tz.Modular([{"params": [ps[0]]}], clip, tz.m.LR(1.0))
+        for s in range(4):
+            for p in ps:
+                p.grad = torch.full_like(p, 3.0)
+            if s in changes:
+                changes[s](opt, clip, ps)
+            opt.step()
+        return [p.detach() for p in ps]
+
+    out = run({1: lambda o, c, ps: o.param_groups[0].__setitem__("value", 0.5),
+               2: lambda o, c, ps: c.set_param_groups([{"params": [ps[0]], "value": 0.25}]),
+               3: lambda o, c, ps: o.add_param_group({"params": [ps[1]], "value": 2.0})})
+    # step 0: clip to 1.0; step 1: 0.5; step 2: 0.25 (override); step 3: 0.25 for ps[0], 2.0 for ps[1]
+    torch.testing.assert_close(out[0], params[0].detach() - (1.0 + 0.5 + 0.25 + 0.25))
+    torch.testing.assert_close(out[1], params[1].detach() - 2.0)

@@ -281,8 +281,8 @@ class Modular(torch.optim.Optimizer):
             if self._real:  # complex parameters: their real views
                 gp = [self._real.get(p, p) for p in gp]
                 gg = [torch.view_as_real(g) if g.is_complex() else g for g in gg]
-            if any(g.is_sparse for g in gg):
-                p = next(p for p, g in zip(gp, gg) if g.is_sparse)
+            if any([g.is_sparse for g in gg]):  # a list: torch.compile traces it, not a generator
+                p = [p for p, g in zip(gp, gg) if g.is_sparse][0]
                 raise RuntimeError(
                     f"Modular: parameter of shape {tuple(p.shape)} has a sparse gradient, which torchzero modules "
                     f"({', '.join(type(m).__name__ for m in self.chain.modules)}) do not support; "

@@ -12,6 +12,7 @@ from collections import ChainMap, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -90,9 +91,12 @@ class Module(ABC):
         # the cache is keyed by object ids, meaningless in a copy
         return {**self.__dict__, "_settings_cache": None}
 
-    def settings_list(self, params: list[Tensor]) -> SettingsList:
+    def settings_list(self, params: list[Tensor]) -> list[ChainMap[str, Any]]:
         """``[self.settings(p) for p in params]``, cached for the same parameters from step to
-        step (the ChainMaps are live views: values changed in a param group are seen)."""
+        step (the ChainMaps are live views: values changed in a param group are seen); a
+        :class:`SettingsList` outside ``torch.compile``."""
+        if torch.compiler.is_compiling():  # the compiler guards on what it reads; no ids
+            return [self.settings(p) for p in params]
         key = tuple(map(id, params))
         cached = self._settings_cache
         if cached is not None and cached[1] == self._settings_version and cached[0] == key:
