@@ -11,7 +11,7 @@ from torch import Tensor
 from ...core.settings import group_by, is_uniform, resolve, subset
 from ...core.transform import Settings, Transform
 from ...functional.clipping import centralize_, clip_value_, scale_by_norm_
-from ...functional.norms import Dim, Ord, parse_ord, tensor_norms
+from ...functional.norms import Dim, Ord, parse_ord, tensor_norm_vector
 from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_number, check_optional_number
 from .common import check_nonneg, check_norm_group_settings, check_norm_settings
@@ -65,7 +65,7 @@ class ClipValue(Transform):
     def _clip(self, tensors: list[Tensor], settings: Settings, out: list[Tensor] | None) -> list[Tensor]:
         (value,) = resolve(settings, "value")
         if self.full_stats:
-            max_abs = torch.stack(tensor_norms(tensors, math.inf))
+            max_abs = tensor_norm_vector(tensors, math.inf)
             bound = torch.as_tensor(value if is_uniform(value) else list(value), dtype=max_abs.dtype)
             self.record_stats(max_abs=max_abs.max(), clip_frac=(max_abs > bound).float().mean())
         clip_value_(tensors, value, out=out)

@@ -10,7 +10,7 @@ from torch import Tensor
 from ...core.settings import group_by, is_uniform, resolve, subset
 from ...core.transform import Transform
 from ...core.var import Var
-from ...functional.norms import Ord, global_norm, parse_ord, tensor_norms
+from ...functional.norms import Ord, global_norm, parse_ord, tensor_norm_vector
 from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_beta, check_bool, check_choice, check_number, check_optional_number
 
@@ -116,8 +116,8 @@ class ClipNormByEMA(Transform):
         ema = _init_ema(ts, sts, ema_init, absolute=False)
         torch._foreach_lerp_(ema, ts, 1 - beta if is_uniform(beta) else [1 - b for b in beta])
         if tensorwise:
-            e = torch.stack(tensor_norms(ema, ord))
-            u_norm = torch.stack(tensor_norms(ts, ord))
+            e = tensor_norm_vector(ema, ord)
+            u_norm = tensor_norm_vector(ts, ord)
         else:
             e = global_norm(ema, ord)
             u_norm = global_norm(ts, ord)

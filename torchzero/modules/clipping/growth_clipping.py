@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ...core.settings import group_by
 from ...core.transform import Settings, States, TensorwiseTransform, Transform
-from ...functional.norms import Ord, global_norm, parse_ord, tensor_norms
+from ...functional.norms import Ord, global_norm, parse_ord, tensor_norm_vector
 from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_bool, check_optional_number
 
@@ -201,7 +201,7 @@ def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, mi
     """One group of ClipNormGrowth, in place (``copy``: ``ts[:]`` replaced by new tensors, the
     old ones only read); returns the norm(s) before and the divisor(s)."""
     if tensorwise:
-        n = torch.stack(tensor_norms(ts, ord))
+        n = tensor_norm_vector(ts, ord)
         first = [("prev_norm" not in st) for st in sts]
         prev = torch.stack([n_i if f else st["prev_norm"] for st, f, n_i in zip(sts, first, n.unbind())])
     else:
