@@ -241,3 +241,28 @@ def test_unwritable_cache_falls_back_to_temp(tmp_path):
     (tmp_path / "tmp").mkdir()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_results_do_not_depend_on_the_thread_count(threads):
+    """Adam is elementwise: bitwise the same with any number of threads; the sums only differ by
+    the order of additions."""
+    n = [100_000, 3, 70_001]
+    row = _rows(len(n), 2, 1e-3, CONFIGS["adamw"])
+    outs = []
+    sums = []
+    before = torch.get_num_threads()
+    try:
+        for t in (before, threads):
+            torch.set_num_threads(t)
+            p = _tensors(n, torch.float32, 8)
+            g = _tensors(n, torch.float32, 9)
+            m, v = [torch.full_like(x, 0.1) for x in p], [torch.full_like(x, 0.2) for x in p]
+            cpu_kernels.adam_(p, g, m, v, None, *row)
+            outs.append(p + m + v)
+            sums.append(cpu_kernels.sumsq(g))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+    assert sums[0] == pytest.approx(sums[1], rel=1e-6)
