@@ -128,3 +128,24 @@ def test_unfusable_settings_fall_back(monkeypatch):
     set_grads(params, 0)
     opt.step()
     assert not calls and "0.exp_avg" not in opt.state[params[0]] and "1.exp_avg" in opt.state[params[0]]
+
+
+def test_strided_state_falls_back_to_torch_kernel_per_group(backend):
+    """A group whose Adam state isn't contiguous (e.g. loaded so) runs on torch's kernel while the
+    other group stays on the CPU kernel; the clip factor is applied once on each."""
+    def run(fused):
+        params = make_params([(6, 5), (5,), (4, 3)], dtype=torch.float32)
+        groups = [{"params": params[:2]}, {"params": params[2:], "lr": 3e-3}]
+        opt = tz.Modular(groups, tz.m.ClipNorm(0.5, dim="global"), tz.m.Adam(), tz.m.LR(1e-2), fused=fused)
+        for s in range(6):
+            set_grads(params, s)
+            opt.step()
+            if s == 1:  # make the last parameter's moments non-contiguous, same values
+                st = opt.chain.modules[1].state[params[2]]
+                for k in ("exp_avg", "exp_avg_sq"):
+                    st[k] = st[k].t().contiguous().t()
+                    assert not st[k].is_contiguous()
+        return params
+
+    for a, b in zip(run(None), run(False)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

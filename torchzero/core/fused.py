@@ -110,6 +110,34 @@ def _fusable(params: list[Tensor], grads: list[Tensor]) -> bool:
     return all(d.type in _FUSED_DEVICES for d in devices)
 
 
+_STATE_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _state_tensors(states: list[dict[str, Any]]) -> list[Tensor]:
+    """The Adam state tensors that exist already (none before a parameter's first step)."""
+    return [st[k] for st in states for k in _STATE_KEYS if k in st]
+
+
+def _dense(t: Tensor) -> bool:
+    return t.is_contiguous() or (t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last)) or (
+        t.ndim == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)
+    )
+
+
+def _same_layout(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]) -> bool:
+    """What torch's fused kernels assume without checking: each parameter dense, its gradient
+    and state laid out exactly like it (same strides). State created by torchzero is (it copies
+    the parameter's memory format); a state loaded from elsewhere might not be."""
+    for p, g, st in zip(params, grads, states):  # a plain loop: this runs for every tensor on every step
+        stride = p.stride()
+        if not _dense(p) or g.stride() != stride:
+            return False
+        for k in _STATE_KEYS:
+            if k in st and st[k].stride() != stride:
+                return False
+    return True
+
+
 class FusedAdam:
     """Runs ``[scale] Adam [WeightDecay] LR`` with torch's fused Adam/AdamW kernels."""
 
@@ -139,16 +167,22 @@ class FusedAdam:
             return False
         if any(m._overrides_any for m in self.modules):  # per-parameter overrides: general path
             return False
-        specs = []
+        specs, states, owns = [], [], []
         for group, params, grads in groups:
             spec = self._specs(group, params[0])
             if spec is None or (spec.get("weight_decay") and not spec["alpha"]):
                 return False
             if not _fusable(params, grads):
                 return False
+            sts = [self.adam.state[p] for p in params]
+            existing = _state_tensors(sts)
+            own = self._own_kernel(params, grads, spec) and (not existing or cpu_kernels.eligible(*existing))
+            if not own and not _same_layout(params, grads, sts):
+                return False  # e.g. a state loaded with other strides: torch's kernels would misread it
             specs.append(spec)
+            states.append(sts)
+            owns.append(own)
 
-        grad_scale: Tensor | None = None
         factor: Tensor | None = None
         self._scratch.reset()
         if self.scale is not None:
@@ -158,11 +192,11 @@ class FusedAdam:
                 return False
             n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else global_norm(all_grads, spec0["scale_ord"])
         factors = []
-        for (group, params, grads), spec in zip(groups, specs):
+        for (group, params, grads), spec, sts, own in zip(groups, specs, states, owns):
+            grad_scale: Tensor | None = None  # torch's kernel only
             if self.scale is not None:
                 factor = norm_factor(n, spec["scale_value"], spec["scale_mode"])
                 factors.append(factor)
-            own = self._own_kernel(params, grads, spec)
             if self.scale is not None and not own:
                 if spec["scale_target"] == "update":
                     # p.grad must keep the raw gradient, but torch's kernel writes the scaled
@@ -171,10 +205,9 @@ class FusedAdam:
                 if any(g.dtype == torch.float64 for g in grads):
                     # the kernel's grad_scale is float32: scale float64 gradients exactly instead
                     torch._foreach_mul_(grads, factor)
-                    grad_scale = None
                 else:
                     grad_scale = factor.reciprocal().to(torch.float32)
-            self._adam(params, grads, spec, grad_scale, factor if (own and self.scale is not None) else None, own)
+            self._adam(params, grads, sts, spec, grad_scale, factor if own else None, own)
         if self.scale is not None:
             self.scale.record_stats(norm=[n], factor=factors, is_global=True)
         return True
@@ -203,20 +236,20 @@ class FusedAdam:
         """Whether this group runs on torchzero's CPU kernel (:mod:`torchzero.functional.cpu_kernels`),
         which reads the gradient without writing it: the update target (the gradient target
         wants the scaled gradient written back, which torch's kernel does), plain contiguous
-        float32/float64 CPU tensors. :meth:`_adam` checks the state tensors too."""
+        float32/float64 CPU tensors (and, checked by the caller, their state tensors)."""
         return spec.get("scale_target", "update") == "update" and cpu_kernels.usable(*params, *grads)
 
     def _adam(
         self,
         params: list[Tensor],
         grads: list[Tensor],
+        states: list[dict[str, Any]],
         spec: dict[str, Any],
         grad_scale: Tensor | None,
-        factor: Tensor | None = None,
-        own: bool = False,
+        factor: Tensor | None,
+        own: bool,
     ) -> None:
         amsgrad = spec["amsgrad"]
-        states = [self.adam.state[p] for p in params]
         step_tensors = []
         for p, st in zip(params, states):
             if "exp_avg" not in st:
@@ -227,12 +260,9 @@ class FusedAdam:
                 st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             st["step"] += 1
         steps = [st["step"] for st in states]
-        if own and cpu_kernels.eligible(*[st[k] for st in states for k in ("exp_avg", "exp_avg_sq")]):
+        if own:
             self._own_adam(params, grads, states, steps, spec, factor)
             return
-        if factor is not None:  # state tensors the CPU kernel can't take (rare: a loaded, strided state)
-            grads = self._copy(grads)
-            torch._foreach_mul_(grads, factor)
         if all(t == steps[0] for t in steps) and len({p.device for p in params}) == 1:
             step_tensors = [self._steps.get(steps[0], params[0].device)] * len(params)
         else:  # parameters that missed gradients lag behind: one fresh tensor per distinct count
