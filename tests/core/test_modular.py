@@ -17,7 +17,7 @@ def test_is_optimizer():
 
 
 @pytest.mark.parametrize(
-    "kind", ["list", "generator", "tensor", "named", "module", "groups"],
+    "kind", ["list", "generator", "named", "module", "groups"],
 )
 def test_params_forms(kind):
     torch.manual_seed(0)
@@ -26,8 +26,6 @@ def test_params_forms(kind):
         params = list(model.parameters())
     elif kind == "generator":
         params = model.parameters()
-    elif kind == "tensor":
-        params = model.weight
     elif kind == "named":
         params = model.named_parameters()
     elif kind == "module":
@@ -39,9 +37,6 @@ def test_params_forms(kind):
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
     for b, p in zip(before, model.parameters()):
-        if kind == "tensor" and p is model.bias:
-            assert torch.equal(b, p)
-            continue
         lr = 0.5 if (kind == "groups" and p is model.bias) else 0.1
         torch.testing.assert_close(p.detach(), b - lr * p.grad)
     if kind in ("named", "module"):
@@ -194,7 +189,7 @@ def _p():
         (lambda: tz.Modular(_p()), ValueError, "no modules"),
         (lambda: tz.Modular(_p(), tz.m.Adam), TypeError, "instantiate"),
         (lambda: tz.Modular(_p(), "adam"), TypeError, "Module"),
-        (lambda: tz.Modular(torch.randn(3, requires_grad=True) * 2, tz.m.LR(0.1)), ValueError, "non-leaf"),
+        (lambda: tz.Modular([torch.randn(3, requires_grad=True) * 2], tz.m.LR(0.1)), ValueError, "non-leaf"),
         (lambda: tz.Modular(3.0, tz.m.LR(0.1)), TypeError, "params"),
     ],
     ids=["no-params", "no-modules", "class-not-instance", "string-module", "non-leaf", "float-params"],
@@ -210,10 +205,17 @@ def test_parameter_in_two_groups_raises():
         tz.Modular([{"params": [a]}, {"params": [a]}], tz.m.LR(0.1))
 
 
-def test_duplicate_in_one_group_raises():
+def test_duplicate_in_one_group_warns_as_torch_and_steps_once():
     (a,) = make_params([(3,)])
-    with pytest.raises(ValueError, match="twice"):
-        tz.Modular([a, a], tz.m.LR(0.1))
+    with pytest.warns(UserWarning, match="duplicate"):
+        torch.optim.SGD([a, a], lr=0.1)
+    with pytest.warns(UserWarning, match="more than once"):
+        opt = tz.Modular([a, a], tz.m.LR(0.1))
+    assert len(opt.param_groups[0]["params"]) == 1
+    before = a.detach().clone()
+    a.grad = torch.ones_like(a)
+    opt.step()
+    torch.testing.assert_close(a.detach(), before - 0.1)
 
 
 def test_bad_group_value_raises_at_construction():
@@ -243,3 +245,11 @@ def test_top_level_chain_is_seen_through():
     opt = tz.Modular([a], tz.m.Chain(tz.m.Adam(), tz.m.LR(0.1)))
     assert opt.param_groups[0]["lr"] == 0.1 and opt._fused_plan is not None
     torch.optim.lr_scheduler.StepLR(opt, 1)
+
+
+def test_single_tensor_params_is_a_type_error_as_in_torch():
+    w = torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(TypeError):
+        torch.optim.SGD(w, lr=0.1)
+    with pytest.raises(TypeError, match=r"single tensor.*\[tensor\]"):
+        tz.Modular(w, tz.m.LR(0.1))

@@ -49,7 +49,7 @@ def test_get_set_optimizer_state_dict_resumes_bitwise():
     train(model, opt, stop=DCP_SPLIT)
     osd = get_optimizer_state_dict(model, opt)
     assert set(osd) == {"state", "param_groups"}  # DCP's layout: names instead of indices, no other keys
-    assert "conv.weight" in osd["state"] and osd["param_groups"][0]["global_state"] == {"1": {"step": DCP_SPLIT}}
+    assert "conv.weight" in osd["state"] and all(g["torchzero"]["global_state"] == {"1": {"step": DCP_SPLIT}} for g in osd["param_groups"])
     msd = {k: v.clone() for k, v in model.state_dict().items()}
     model, opt = build()
     model.load_state_dict(msd)
@@ -58,7 +58,7 @@ def test_get_set_optimizer_state_dict_resumes_bitwise():
     train(model, opt, start=DCP_SPLIT, stop=DCP_STOP)
     assert_bitwise(model, want)
     got, ref = opt.state_dict(), want_opt.state_dict()
-    assert got["global_state"] == ref["global_state"]
+    assert got["param_groups"][0]["torchzero"] == ref["param_groups"][0]["torchzero"]
     for i, st in ref["state"].items():
         assert st.keys() == got["state"][i].keys()
         for k, v in st.items():
@@ -88,14 +88,26 @@ def test_dcp_save_load_resumes_bitwise(tmp_path, match):
     assert_bitwise(model, want)
 
 
-def test_plain_state_dict_keeps_top_level_global_state():
+def test_chain_record_is_in_every_saved_group_only():
     _, opt = uninterrupted(DCP_SPLIT)
     sd = opt.state_dict()
-    assert sd["global_state"] == {"1": {"step": DCP_SPLIT}} and sd["param_groups"][0]["global_state"] is sd["global_state"]
-    assert "global_state" not in opt.param_groups[0]  # only in the saved copy
+    records = [g["torchzero"] for g in sd["param_groups"]]
+    assert records[0]["global_state"] == {"1": {"step": DCP_SPLIT}} and all(r == records[0] for r in records)
+    assert set(sd) == {"state", "param_groups"} and "torchzero" not in opt.param_groups[0]  # only in the saved copy
     _, new = build()
     new.load_state_dict(sd)
-    assert new.chain.modules[1].global_state == {"step": DCP_SPLIT} and "global_state" not in new.param_groups[0]
+    assert new.chain.modules[1].global_state == {"step": DCP_SPLIT} and "torchzero" not in new.param_groups[0]
+
+
+def test_earlier_layout_with_top_level_global_state_loads():
+    _, opt = uninterrupted(DCP_SPLIT)
+    sd = opt.state_dict()
+    record = sd["param_groups"][0]["torchzero"]
+    old = {"state": sd["state"], "param_groups": [{k: v for k, v in g.items() if k != "torchzero"} for g in sd["param_groups"]],
+           "global_state": record["global_state"]}
+    _, new = build()
+    new.load_state_dict(old)
+    assert new.chain.modules[1].global_state == {"step": DCP_SPLIT}
 
 
 @pytest.mark.distributed

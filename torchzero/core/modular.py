@@ -5,11 +5,11 @@ chain and moves the parameters by ``-update``.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any
-
+import math
+import numbers
 import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -17,9 +17,11 @@ from torch import Tensor, nn
 from ..functional.norms import finite_probe, global_norm
 from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
+from .checkpoint import pack, prepare_load
 from .fused import plan
 from .module import Module
 from .settings import is_uniform, resolve
+from .state import ModuleState, StateStore
 from .sync import host_bool
 from .var import Var
 
@@ -37,75 +39,26 @@ _COMPILE_HINT = (
 )
 
 
-class _StateView(MutableMapping):
-    """``Modular.state``: a live, read-mostly view of every module's per-parameter state.
-
-    ``opt.state[p]`` is a dict keyed ``"<module path>.<key>"`` (``"1.exp_avg"``), built on access;
-    this is the layout ``state_dict()`` saves, as ``torch.optim`` optimizers do.
-    """
-
-    def __init__(self, opt: Modular):
-        self._opt = opt
-
-    def _modules(self) -> Iterator[tuple[str, Module]]:
-        return ((path, m) for path, m in self._opt.chain.named_modules() if path)
-
-    def __getitem__(self, p: Tensor) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        p = self._opt._key(p)
-        for path, m in self._modules():
-            s = m.state.get(p)
-            if s:
-                out.update({f"{path}.{k}": v for k, v in s.items()})
-        return out
-
-    def __setitem__(self, p: Tensor, flat: dict[str, Any]) -> None:
-        modules = sorted(self._modules(), key=lambda x: -len(x[0]))  # longest path first
-        per: dict[str, dict[str, Any]] = defaultdict(dict)
-        for key, v in flat.items():
-            for path, _ in modules:
-                if key.startswith(path + ".") and "." not in key[len(path) + 1 :]:
-                    per[path][key[len(path) + 1 :]] = v
-                    break
-            else:
-                raise KeyError(f"Modular.load_state_dict: state key {key!r} does not belong to any module of this chain")
-        mods = dict(modules)
-        p = self._opt._key(p)
-        for path, s in per.items():
-            mods[path].state[p] = s
-
-    def __delitem__(self, p: Tensor) -> None:
-        p = self._opt._key(p)
-        for _, m in self._modules():
-            m.state.pop(p, None)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        seen: dict[Tensor, None] = {}
-        param_of = self._opt._param_of
-        for _, m in self._modules():
-            for p, s in m.state.items():
-                if s:
-                    seen.setdefault(param_of.get(p, p), None)
-        return iter(seen)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-
 def _as_params(params: Any) -> Any:
     if isinstance(params, nn.Module):
         return list(params.named_parameters())
     if isinstance(params, Tensor):
-        return [params]
+        raise TypeError(
+            "Modular: params must be an iterable of tensors (e.g. [w] or model.parameters()), (name, tensor) pairs "
+            f"or param-group dicts, or an nn.Module; got a single tensor of shape {tuple(params.shape)}: pass [tensor]"
+        )
     if isinstance(params, Iterable) and not isinstance(params, (dict, str)):
         return list(params)
     raise TypeError(
-        f"Modular: params must be an nn.Module, a tensor, an iterable of tensors, of (name, tensor) pairs "
+        f"Modular: params must be an nn.Module, an iterable of tensors, of (name, tensor) pairs "
         f"or of param-group dicts, got {type(params).__name__}"
     )
+
+
+def _check_tensor_lr(group: dict[str, Any]) -> None:
+    lr = group.get("lr")
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError(f"Modular: Tensor lr must be 1-element, got shape {tuple(lr.shape)}")
 
 
 def _unwrap_chains(modules: list[Module]) -> list[Module]:
@@ -198,15 +151,19 @@ class Modular(torch.optim.Optimizer):
         self.chain = Chain(*flat)
         defaults: dict[str, Any] = {}
         for m in self.chain.modules:  # top level only: nested modules keep their own values
-            for key in m.GROUP_KEYS:
-                defaults.setdefault(key, m.defaults[key])
+            for key, value in m.published_settings().items():
+                defaults.setdefault(key, value)
         top = {id(m) for m in self.chain.modules}
         _check_guards_first(self.chain)
         for _, m in self.chain.named_modules():
             if id(m) not in top:
                 m._hidden_group_keys = frozenset(defaults)
+        self._real: dict[Tensor, Tensor] = {}
+        self._param_of: dict[Tensor, Tensor] = {}
+        self._param_names: dict[Tensor, str] = {}
         super().__init__(_as_params(params), defaults)
-        self.state = _StateView(self)  # type: ignore[assignment]
+        self.state = StateStore(path for path, _ in self.chain.named_modules() if path)  # type: ignore[assignment]
+        self._bind_state()
         self._modules = [m for _, m in self.chain.named_modules()]
         last = self.chain.modules[-1]
         self._trailing_lr = last if getattr(last, "FUSED_ROLE", None) == "lr" else None
@@ -223,25 +180,40 @@ class Modular(torch.optim.Optimizer):
                 "[ClipNorm/Normalize(dim='global')] Adam [WeightDecay] LR"
             )
 
+    def _bind_state(self) -> None:
+        """Points every module's ``state`` at its part of ``self.state``."""
+        for path, m in self.chain.named_modules():
+            if path:
+                m.state = ModuleState(self.state, path, self._param_of)
+
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"Modular: a param group must be a dict, got {type(param_group).__name__}")
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
-        param_group = {**param_group, "params": params}  # a generator is consumed once: keep the list
         plain = [p[1] if isinstance(p, tuple) else p for p in params]
-        if len({id(p) for p in plain}) != len(plain):
-            raise ValueError("Modular: a param group contains the same parameter twice; pass each parameter once")
+        seen: set[int] = set()
+        keep = [i for i, p in enumerate(plain) if not (id(p) in seen or seen.add(id(p)))]  # type: ignore[func-returns-value]
+        if len(keep) != len(plain):
+            warnings.warn(
+                "Modular: a param group contains the same parameter more than once; it is kept once (stepping a "
+                "parameter twice per step is never meant). torch.optim warns about this too.",
+                UserWarning,
+                stacklevel=3,
+            )
+            params = [params[i] for i in keep]
+        param_group = {**param_group, "params": params}  # a generator is consumed once: keep the list
+        _check_tensor_lr(param_group)
         for name, value in param_group.items():
             if name in ("params", "param_names"):
                 continue
             for _, m in self.chain.named_modules():
-                if name in m.defaults:
-                    m.validate_settings({name: value})
+                m.validate_group_value(name, value)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        if not hasattr(self, "_real"):
-            self._real: dict[Tensor, Tensor] = {}
-            self._param_of: dict[Tensor, Tensor] = {}
+        for p, name in zip(group["params"], group.get("param_names", ())):
+            self._param_names[p] = name
         for p in group["params"]:
             if p.is_complex() and p not in self._real:
                 # modules see complex parameters as real views (..., 2), as torch.optim does
@@ -300,7 +272,8 @@ class Modular(torch.optim.Optimizer):
         var = Var(params=params, closure=closure, grad=grads, loss=loss)
         head = self._head
         i = 0
-        if self.nonfinite != "propagate":
+        meta = params[0].is_meta  # no values to check or to fuse over: the modules' ops run as torch.optim's do
+        if self.nonfinite != "propagate" and not meta:
             plan = self._fused_plan
             check = None
             if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
@@ -317,7 +290,7 @@ class Modular(torch.optim.Optimizer):
                 if i:
                     head[0]._last_stats = {}  # the statistics of a step that didn't happen
                 return loss
-        if self._fused_plan is not None and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
+        if self._fused_plan is not None and not meta and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
             return loss
         lr_module = self._trailing_lr
         # an index, not an iterator: under torch.compile a graph break inside a module (a step
@@ -334,6 +307,10 @@ class Modular(torch.optim.Optimizer):
             return loss
         # a trailing LR is folded into the parameter update: one pass instead of two
         (lr,) = resolve(lr_module.settings_list(params), "lr")
+        if not is_uniform(lr) and any([isinstance(v, Tensor) for v in lr]):
+            lr = [float(v) if isinstance(v, Tensor) else v for v in lr]  # Tensor lr in some groups only
+        elif isinstance(lr, Tensor) and lr.ndim:
+            lr = lr.reshape(())  # a 1-element lr of shape (1,) or (1, 1), which torch.optim accepts
         if is_uniform(lr) and not isinstance(lr, Tensor):
             if torch.compiler.is_compiling():
                 # ``u * lr`` lets inductor take lr as an input; a scalar argument of a foreach op
@@ -359,6 +336,8 @@ class Modular(torch.optim.Optimizer):
         bad = ~torch.isfinite(total_norm)
         if isinstance(loss, Tensor):
             bad = bad | ~torch.isfinite(loss.detach()).all()
+        elif isinstance(loss, numbers.Real) and not math.isfinite(loss):  # a Python or NumPy number
+            bad = torch.ones((), dtype=torch.bool)
         if not host_bool(bad, _COMPILE_HINT):
             return True
         what = "the gradients" if not bool(torch.isfinite(total_norm)) else "the loss"  # total_norm: the probe
@@ -410,60 +389,65 @@ class Modular(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """``torch.optim`` layout: ``{"state": {index: {"<path>.<key>": value}}, "param_groups": [...]}``
-        plus ``"global_state"``: ``{"<path>": {...}}`` for state that is not per parameter.
-
-        The global state is also under the key ``"global_state"`` of the first param group (the
-        same dict), because ``torch.distributed.checkpoint`` keeps only ``"state"`` and
-        ``"param_groups"`` of an optimizer's state dict."""
-        sd = super().state_dict()
-        sd["global_state"] = {path: dict(m.global_state) for path, m in self.chain.named_modules() if m.global_state}
-        if sd["param_groups"]:
-            sd["param_groups"][0]["global_state"] = sd["global_state"]
+        """``torch.optim``'s layout: ``{"state": {index: {"<path>.<key>": value}}, "param_groups":
+        [...]}``. Each param group also carries, under ``"torchzero"``, the chain's fingerprint
+        (module classes by path) and the state that is not per parameter (``global_state`` of
+        each module): the same record in every group, so the dict is deterministic and
+        ``torch.distributed.checkpoint`` keeps it. State-dict hooks run as in ``torch.optim``;
+        post-hooks see the whole dict."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        sd = pack(self)
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, sd)
+            if result is not None:
+                sd = result
         return sd
 
+    @torch._disable_dynamo
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Loads a state dict from :meth:`state_dict`; tensors keep their saved dtype and move to
-        their parameter's device.
+        """Loads a state dict from :meth:`state_dict`, all or nothing.
+
+        The whole dict is validated before anything changes: the param groups (count, sizes,
+        every setting value through the modules' validation), the chain's fingerprint (a state
+        dict of another chain is refused), and every state entry against its parameter and
+        module (shapes, missing or malformed entries). State tensors move to their parameter's
+        device; those shaped like the parameter take its floating dtype, as ``torch.optim``
+        casts them. On any error nothing is changed: the optimizer steps exactly as before.
 
         Parameters may be referred to by index or by any other key that the saved param groups'
         ``"params"`` lists use (``torch.distributed.checkpoint`` uses parameter names), as in
-        ``torch.optim``. The global state is read from ``"global_state"``, or else from the first
-        param group (where ``torch.distributed.checkpoint`` keeps it)."""
-        state_dict = dict(state_dict)
-        groups = [dict(g) for g in state_dict["param_groups"]]
-        in_group = groups[0].pop("global_state", None) if groups else None
-        state_dict["param_groups"] = groups
-        global_state = state_dict.pop("global_state", None)
-        if global_state is None:
-            global_state = in_group or {}
-        # saved keys -> parameters, by position in the param groups (as torch.optim does)
-        keys = [k for g in groups for k in g["params"]]
-        # torch casts floating state to the parameter's dtype; keep the saved dtypes instead.
-        saved = {k: dict(v) for k, v in state_dict["state"].items()}
-        state_dict["state"] = {k: {} for k in saved}
-        super().load_state_dict(state_dict)
+        ``torch.optim``; other keys of ``"state"`` are kept in ``self.state`` as they are.
+        Load-state-dict pre-hooks may rewrite the dict (their result is loaded); post-hooks see
+        the loaded state.
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"Modular.load_state_dict: expected a dict, got {type(state_dict).__name__}; nothing was changed")
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        plan = prepare_load(self, state_dict)
+        # validated: from here on nothing can fail half-way
         self.chain.reset()
         self.chain._unbind()
+        self.param_groups = plan.param_groups
         for group in self.param_groups:
             self.chain._bind_group(group, [self._key(p) for p in group["params"]])
-        index = [p for g in self.param_groups for p in g["params"]]
-        position = {k: i for i, k in enumerate(keys)}
-        view = _StateView(self)
-        for i, flat in saved.items():
-            p = index[position[i] if i in position else int(i)]
-            view[p] = {k: (v.to(p.device) if isinstance(v, Tensor) else v) for k, v in flat.items()}  # keeps dtype
+        self.state.clear()
+        for k, v in plan.state.items():
+            self.state[k] = v
         modules = dict(self.chain.named_modules())
-        for path, gs in global_state.items():
-            if path not in modules:
-                raise KeyError(f"Modular.load_state_dict: global state for module {path!r}, which this chain does not have")
-            modules[path].global_state = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in gs.items()}
-        self.state = view  # type: ignore[assignment]
+        for path, gs in plan.global_state.items():
+            modules[path].global_state = gs
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "param_groups": self.param_groups, "chain": self.chain, "_fused_plan": self._fused_plan, "_modules": self._modules, "_real": self._real, "_param_of": self._param_of, "_trailing_lr": self._trailing_lr, "_head": self._head, "nonfinite": self.nonfinite}
+        keep = ("defaults", "param_groups", "state", "chain", "_fused_plan", "_modules", "_real", "_param_of",
+                "_param_names", "_trailing_lr", "_head", "nonfinite")
+        return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        if "chain" in state:  # unpickling / deepcopy; load_state_dict sets state itself
-            self.state = _StateView(self)  # type: ignore[assignment]

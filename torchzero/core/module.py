@@ -8,12 +8,14 @@ on the next step.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import ChainMap, defaultdict
+from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+from .state import ModuleState
 
 if TYPE_CHECKING:
     from .var import Var
@@ -53,10 +55,20 @@ class Module(ABC):
     #: (with its default value), so ``torch.optim.lr_scheduler`` can find and change them.
     GROUP_KEYS: tuple[str, ...] = ()
 
+    #: Settings read from an element of a param-group key that ``torch.optim`` schedulers use,
+    #: ``{setting: (group key, index)}``: Adam's ``{"beta1": ("betas", 0), "beta2": ("betas", 1)}``
+    #: makes ``group["betas"]`` (published with the defaults) the source of ``beta1``/``beta2``.
+    GROUP_ALIASES: Mapping[str, tuple[str, int]] = {}
+
+    #: The keys every non-empty per-parameter state of this module has, and what they hold
+    #: (``"like_param"``: a tensor shaped like the parameter; ``"count"``: a number or a 0-dim
+    #: tensor). A loaded state dict is checked against it.
+    STATE_KEYS: Mapping[str, str] = {}
+
     def __init__(self, defaults: Mapping[str, Any] | None = None):
         self.defaults: dict[str, Any] = dict(defaults or {})
         self.validate_settings(self.defaults)
-        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.state = ModuleState()
         self.global_state: dict[str, Any] = {}
         self.children: dict[str, Module] = {}
         self._overrides: dict[Tensor, dict[str, Any]] = {}
@@ -78,6 +90,35 @@ class Module(ABC):
         Called with the defaults at construction, and with param-group keys and overrides when
         they are given, so bad values never reach a step. Subclasses override it.
         """
+
+    def published_settings(self) -> dict[str, Any]:
+        """The param-group keys this module publishes in a :class:`Modular`, with their defaults:
+        :attr:`GROUP_KEYS` as they are, :attr:`GROUP_ALIASES` gathered into their group key
+        (Adam: ``{"betas": (beta1, beta2)}``)."""
+        out: dict[str, Any] = {k: self.defaults[k] for k in self.GROUP_KEYS}
+        packed: dict[str, dict[int, Any]] = {}
+        for setting, (key, i) in self.GROUP_ALIASES.items():
+            packed.setdefault(key, {})[i] = self.defaults[setting]
+        for key, vals in packed.items():
+            out[key] = tuple(vals[i] for i in range(len(vals)))
+        return out
+
+    def validate_group_value(self, name: str, value: Any) -> None:
+        """Validates the value of param-group key ``name`` if this module reads it (a setting,
+        or a group key its :attr:`GROUP_ALIASES` read from); does nothing otherwise."""
+        if name in self.defaults:
+            self.validate_settings({name: value})
+            return
+        aliased = {s: i for s, (key, i) in self.GROUP_ALIASES.items() if key == name}
+        if not aliased:
+            return
+        owner = type(self).__name__
+        n = max(aliased.values()) + 1
+        if not isinstance(value, (tuple, list)) or len(value) < n:
+            raise ValueError(f"{owner}: param-group {name!r} must be a tuple of {n} values, got {value!r}")
+        if len({isinstance(value[i], Tensor) for i in aliased.values()}) > 1:
+            raise ValueError(f"{owner}: {name} must be either all floats or all Tensors, got {value!r}")
+        self.validate_settings({s: value[i] for s, i in aliased.items()})
 
     def settings(self, param: Tensor) -> ChainMap[str, Any]:
         """The settings of ``param``: overrides > its param group > defaults."""
@@ -144,16 +185,29 @@ class Module(ABC):
         ``keys``: the tensors modules see for these parameters, if not the parameters themselves
         (``Modular`` passes real views of complex parameters).
         """
+        visible = None  # one view per group, so all its parameters share it
         for p in group["params"] if keys is None else keys:
             current = self._settings.get(p)
             if current is None or getattr(current.maps[1], "group", current.maps[1]) is not group:
                 if p not in self._settings:
                     self._params.append(p)
-                visible = _Without(group, self._hidden_group_keys) if self._hidden_group_keys else group
+                if visible is None:
+                    visible = self._group_view(group)
                 self._settings[p] = ChainMap(self._overrides.setdefault(p, {}), visible, self.defaults)
                 self._settings_version += 1
         for child in self.children.values():
             child._bind_group(group, keys)
+
+    def _group_view(self, group: dict[str, Any]) -> Mapping[str, Any]:
+        """What this module's settings see of a param group: without the keys hidden from nested
+        modules, with :attr:`GROUP_ALIASES` read from their group key."""
+        view: Mapping[str, Any] = group
+        if self._hidden_group_keys:
+            view = _Without(group, self._hidden_group_keys)
+        aliases = {s: a for s, a in self.GROUP_ALIASES.items() if a[0] not in self._hidden_group_keys}
+        if aliases:
+            view = _Aliased(group, view, aliases)
+        return view
 
     def _unbind(self) -> None:
         self._settings.clear()
@@ -266,6 +320,30 @@ class _Without(Mapping):
 
     def __iter__(self) -> Iterator[str]:
         return (k for k in self.group if k not in self.hidden)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Aliased(Mapping):
+    """A live view of a param group in which some settings are read from an element of another
+    key (``beta1`` from ``betas[0]``) when the group has that key."""
+
+    def __init__(self, group: dict[str, Any], view: Mapping[str, Any], aliases: Mapping[str, tuple[str, int]]):
+        self.group = group
+        self.view = view
+        self.aliases = dict(aliases)
+
+    def __getitem__(self, key: str) -> Any:
+        alias = self.aliases.get(key)
+        if alias is not None and alias[0] in self.group:
+            return self.group[alias[0]][alias[1]]
+        return self.view[key]
+
+    def __iter__(self) -> Iterator[str]:
+        seen = set(self.view)
+        yield from seen
+        yield from (k for k, (g, _) in self.aliases.items() if g in self.group and k not in seen)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -154,7 +154,7 @@ class Transform(Module):
         params = var.params
         grads = var.get_grad() if self.uses_grad else var.grad
         loss = var.get_loss(backward=False) if self.uses_loss else var.loss
-        states = [self.state[p] for p in params]
+        states = self.state.many(params)
         settings = self.settings_list(params)
         return params, grads, loss, states, settings
 

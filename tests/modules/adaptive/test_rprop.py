@@ -154,7 +154,7 @@ def test_state_keys():
     p.grad = torch.ones(3, dtype=p.dtype)
     opt = tz.Modular([p], tz.m.Rprop(), tz.m.LR(0.1))
     opt.step()
-    assert set(opt.state[p]) == {"0.prev", "0.step_size", "0.prev_update"}
+    assert set(opt.state_dict()["state"][0]) == {"0.prev", "0.step_size", "0.prev_update"}
     opt2 = tz.Modular([p], tz.m.Rprop(backtrack=False), tz.m.LR(0.1))
     opt2.step()
-    assert set(opt2.state[p]) == {"0.prev", "0.step_size"}
+    assert set(opt2.state_dict()["state"][0]) == {"0.prev", "0.step_size"}

@@ -185,7 +185,7 @@ def test_state_dict_round_trip_carries_windows_and_counters():
     for t, ts in enumerate(stream):
         if t == 20:
             sd = roundtrip(a.state_dict())
-            assert sd["global_state"]["0"] == {"consecutive": 0, "skipped": 1}
+            assert sd["param_groups"][0]["torchzero"]["global_state"]["0"] == {"consecutive": 0, "skipped": 1}
             b.load_state_dict(sd)
             with torch.no_grad():
                 for p, q in zip(params, params2):

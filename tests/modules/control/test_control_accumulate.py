@@ -120,7 +120,7 @@ def test_resume_mid_cycle_is_bitwise():
         set_grads(params, s)
         opt.step()
     sd = opt.state_dict()
-    assert sd["global_state"]["0"]["step"] == 6
+    assert sd["param_groups"][0]["torchzero"]["global_state"]["0"]["step"] == 6
     assert {"0.accumulator", "0.cycle", "1.exp_avg"} <= set(sd["state"][0])
     buf = io.BytesIO()
     torch.save(sd, buf)

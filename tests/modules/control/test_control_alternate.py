@@ -71,7 +71,7 @@ def test_alternate_counter_is_saved_and_the_cycle_resumes():
         set_grads(params, s)
         opt.step()
     sd = opt.state_dict()
-    assert sd["global_state"] == {"0": {"step": 4}}
+    assert sd["param_groups"][0]["torchzero"]["global_state"] == {"0": {"step": 4}}
     buf = io.BytesIO()
     torch.save(sd, buf)
     buf.seek(0)

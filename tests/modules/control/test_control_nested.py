@@ -57,7 +57,7 @@ def test_nested_chain_resumes_bitwise_from_a_checkpoint():
         "1.max.ema",
     }
     assert expected <= keys, expected - keys
-    assert sd["global_state"]["0.true.1"] == {"step": 5} and sd["global_state"]["0.false.1"] == {"step": 5}
+    assert sd["param_groups"][0]["torchzero"]["global_state"]["0.true.1"] == {"step": 5} and sd["param_groups"][0]["torchzero"]["global_state"]["0.false.1"] == {"step": 5}
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": sd}, buf)
     buf.seek(0)

@@ -72,6 +72,8 @@ class Adagrad(Transform):
         https://jmlr.org/papers/v12/duchi11a.html
     """
 
+    STATE_KEYS = {"step": "count", "sum": "like_param"}
+
     def __init__(
         self,
         lr_decay: float = 0,

@@ -58,6 +58,8 @@ class Adan(Transform):
         algorithm for faster optimizing deep models. https://arxiv.org/abs/2208.06677
     """
 
+    STATE_KEYS = {"step": "count", "exp_avg": "like_param", "exp_avg_diff": "like_param", "exp_avg_sq": "like_param", "prev": "like_param"}
+
     def __init__(self, beta1: float = 0.98, beta2: float = 0.92, beta3: float = 0.99, eps: float = 1e-8):
         super().__init__(dict(beta1=beta1, beta2=beta2, beta3=beta3, eps=eps))
 

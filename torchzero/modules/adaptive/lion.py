@@ -46,6 +46,8 @@ class Lion(Transform):
         algorithms. https://arxiv.org/abs/2302.06675
     """
 
+    STATE_KEYS = {"exp_avg": "like_param"}
+
     def __init__(self, beta1: float = 0.9, beta2: float = 0.99):
         super().__init__(dict(beta1=beta1, beta2=beta2))
 

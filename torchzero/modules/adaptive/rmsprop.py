@@ -80,6 +80,8 @@ class RMSprop(Transform):
         variant). https://arxiv.org/abs/1308.0850
     """
 
+    STATE_KEYS = {"step": "count", "exp_avg_sq": "like_param"}
+
     def __init__(
         self,
         smoothing: float = 0.99,

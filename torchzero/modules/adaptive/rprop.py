@@ -77,6 +77,8 @@ class Rprop(Transform):
         586-591. https://doi.org/10.1109/ICNN.1993.298623
     """
 
+    STATE_KEYS = {"prev": "like_param", "step_size": "like_param"}
+
     def __init__(
         self,
         nplus: float = 1.2,

@@ -55,6 +55,8 @@ class GradientAccumulation(Module):
         ...     opt.step()  # the parameters move on the 4th and the 8th step only
     """
 
+    STATE_KEYS = {"accumulator": "like_param", "cycle": "count"}
+
     def __init__(self, n: int, mean: bool = True, stop: bool = True):
         super().__init__(dict(n=n, mean=mean, stop=stop))
 

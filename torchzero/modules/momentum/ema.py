@@ -102,6 +102,8 @@ class EMA(Transform):
         >>> model(torch.randn(8, 4)).pow(2).mean().backward(); opt.step()
     """
 
+    STATE_KEYS = {BUFFER: "like_param", "step": "count"}
+
     def __init__(
         self,
         momentum: float = 0.9,
@@ -167,6 +169,9 @@ class HeavyBall(EMA):
         USSR Computational Mathematics and Mathematical Physics, 4(5), 1-17.
     """
 
+    # published in the param groups, so schedulers that cycle momentum (OneCycleLR, CyclicLR) move it
+    GROUP_KEYS = ("momentum",)
+
     def __init__(
         self,
         momentum: float = 0.9,
@@ -211,6 +216,10 @@ class NAG(Transform):
         Sutskever, I., Martens, J., Dahl, G., & Hinton, G. (2013). On the importance of
         initialization and momentum in deep learning. ICML.
     """
+
+    GROUP_KEYS = ("momentum",)
+
+    STATE_KEYS = {BUFFER: "like_param", "step": "count"}
 
     def __init__(self, momentum: float = 0.9, dampening: float = 0, lerp: bool = False, target: str = "update"):
         super().__init__(dict(momentum=momentum, dampening=dampening, lerp=lerp), target=target)
