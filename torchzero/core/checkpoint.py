@@ -184,6 +184,21 @@ def _check_group_value(opt: Modular, name: str, value: Any, gi: int) -> Any:
     return value
 
 
+def _looks_like_an_id(k: Any) -> bool:
+    """A state key meant as a parameter id (a number, or a string of one): it must be in the groups."""
+    if isinstance(k, bool):
+        return False
+    if isinstance(k, (int, float, Tensor)):
+        return True
+    if isinstance(k, str):
+        try:
+            float(k)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
 def prepare_load(opt: Modular, sd: Any) -> LoadPlan:
     """Validates ``sd`` against ``opt`` and builds everything loading it replaces.
 
@@ -230,7 +245,7 @@ def prepare_load(opt: Modular, sd: Any) -> LoadPlan:
     state: dict[Any, Any] = {}
     for k, flat in sd["state"].items():
         if k not in id_map:
-            if isinstance(k, (int, Tensor)) and not isinstance(k, bool):
+            if _looks_like_an_id(k):
                 raise _fail(f"state for parameter id {k!r}, which no param group lists (ids: {sorted(map(repr, id_map))[:10]})")
             state[k] = flat  # any other key is kept as it is, as torch.optim keeps it
             continue

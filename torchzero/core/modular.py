@@ -20,7 +20,7 @@ from .chain import Chain, Chainable, flatten_modules
 from .checkpoint import pack, prepare_load
 from .fused import plan
 from .module import Module
-from .settings import is_uniform, resolve
+from .settings import as_scalars, is_uniform, resolve
 from .state import ModuleState, StateStore
 from .sync import host_bool
 from .var import Var
@@ -204,6 +204,14 @@ class Modular(torch.optim.Optimizer):
             )
             params = [params[i] for i in keep]
         param_group = {**param_group, "params": params}  # a generator is consumed once: keep the list
+        for m in self.chain.modules:  # a setting given by name fills its published tuple ("beta1" -> "betas")
+            for setting, (key, i) in m.GROUP_ALIASES.items():
+                if setting in param_group and key not in param_group:
+                    packed = list(m.published_settings()[key])
+                    for s2, (k2, j) in m.GROUP_ALIASES.items():
+                        if k2 == key and s2 in param_group:
+                            packed[j] = param_group[s2]
+                    param_group[key] = tuple(packed)
         _check_tensor_lr(param_group)
         for name, value in param_group.items():
             if name in ("params", "param_names"):
@@ -307,10 +315,7 @@ class Modular(torch.optim.Optimizer):
             return loss
         # a trailing LR is folded into the parameter update: one pass instead of two
         (lr,) = resolve(lr_module.settings_list(params), "lr")
-        if not is_uniform(lr) and any([isinstance(v, Tensor) for v in lr]):
-            lr = [float(v) if isinstance(v, Tensor) else v for v in lr]  # Tensor lr in some groups only
-        elif isinstance(lr, Tensor) and lr.ndim:
-            lr = lr.reshape(())  # a 1-element lr of shape (1,) or (1, 1), which torch.optim accepts
+        lr = as_scalars(lr)
         if is_uniform(lr) and not isinstance(lr, Tensor):
             if torch.compiler.is_compiling():
                 # ``u * lr`` lets inductor take lr as an input; a scalar argument of a foreach op

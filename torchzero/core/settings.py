@@ -5,7 +5,7 @@ from typing import Any
 
 from .transform import Settings
 
-__all__ = ["PerTensor", "resolve", "as_list", "is_uniform", "group_by", "subset"]
+__all__ = ["PerTensor", "resolve", "as_list", "is_uniform", "group_by", "subset", "as_scalars"]
 
 
 class PerTensor(list):
@@ -92,3 +92,18 @@ def subset(value: Any, idx: list[int]) -> Any:
     if is_uniform(value):
         return value
     return PerTensor(value[i] for i in idx)
+
+
+def as_scalars(value: Any) -> Any:
+    """A :func:`resolve` result usable as foreach scalars: a 1-element tensor (shape ``(1,)``,
+    ``(1, 1)``, as ``torch.optim`` accepts for ``lr``) becomes 0-dim, and one-per-tensor values
+    that mix tensors and numbers become numbers."""
+    from torch import Tensor
+
+    if isinstance(value, PerTensor):
+        if any([isinstance(v, Tensor) for v in value]):
+            return PerTensor(float(v) if isinstance(v, Tensor) else v for v in value)
+        return value
+    if isinstance(value, Tensor) and value.ndim:
+        return value.reshape(())
+    return value

@@ -57,6 +57,9 @@ class Adam(Transform):
 
     INNER_ON_TENSORS = False
     FUSED_ROLE = "adam"
+    STATE_KEYS = {"step": "count", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
+    # published as ``betas`` in the param groups, so schedulers that cycle beta1 (OneCycleLR) move it
+    GROUP_ALIASES = {"beta1": ("betas", 0), "beta2": ("betas", 1)}
 
     def __init__(
         self,

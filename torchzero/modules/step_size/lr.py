@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ...core.settings import is_uniform, resolve
+from ...core.settings import as_scalars, is_uniform, resolve
 from ...core.transform import Transform
 from ...utils.validation import check_number
 
@@ -46,7 +46,7 @@ class LR(Transform):
         return {"lr": s["lr"]}
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        (lr,) = resolve(settings, "lr")
+        lr = as_scalars(resolve(settings, "lr")[0])
         if is_uniform(lr) and torch.compiler.is_compiling():
             # ``t * lr`` lets inductor take lr as an input; a scalar argument of a foreach op
             # would be specialised, recompiling whenever a scheduler changes lr
