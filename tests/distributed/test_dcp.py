@@ -3,7 +3,7 @@
 the resumed run is bitwise equal to the uninterrupted one. Single process, plus FSDP2 on 2 ranks.
 
 The chain (``dist_helpers.dcp_chain``) has module global state (``Alternate``'s step counter, which DCP
-only keeps because ``Modular.state_dict`` also puts the global state in the first param group)
+only keeps because ``Modular.state_dict`` also puts the global state in every param group)
 and state created after the first step (the second ``Alternate`` branch, ZClip's statistics
 after warm-up), which a ``dcp.load`` template made from a fresh optimizer lacks
 (``dist_helpers.match_checkpoint`` adds it).
@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
     get_optimizer_state_dict,
     get_state_dict,
     set_optimizer_state_dict,
@@ -65,6 +66,31 @@ def test_get_set_optimizer_state_dict_resumes_bitwise():
             assert torch.equal(torch.as_tensor(v), torch.as_tensor(got["state"][i][k])), f"state {i} {k}"
 
 
+def test_flattened_optimizer_state_dict_resumes_bitwise():
+    """``flatten_optimizer_state_dict=True`` (torchtitan's default): each parameter's state is
+    one flat level, and the chain's record (here Alternate's step counter) comes back."""
+
+    def build_flat():
+        model = make_model()
+        chain = [tz.m.ClipNorm(1.0), tz.m.Alternate(tz.m.LR(1.0), tz.m.LR(0.5)), tz.m.Adam(), tz.m.LR(1e-2)]
+        return model, tz.Modular(model.parameters(), *chain)
+
+    want, _ = build_flat()
+    train(want, _, stop=DCP_STOP)
+    model, opt = build_flat()
+    train(model, opt, stop=DCP_SPLIT + 1)  # an odd step count: Alternate is mid-cycle
+    options = StateDictOptions(flatten_optimizer_state_dict=True)
+    osd = get_optimizer_state_dict(model, opt, options=options)
+    assert "state.conv.weight.2.exp_avg" in osd and "param_groups.conv.weight.torchzero" in osd
+    msd = {k: v.clone() for k, v in model.state_dict().items()}
+    model, opt = build_flat()
+    model.load_state_dict(msd)
+    set_optimizer_state_dict(model, opt, osd, options=options)
+    assert opt.chain.modules[1].global_state == {"step": DCP_SPLIT + 1}
+    train(model, opt, start=DCP_SPLIT + 1, stop=DCP_STOP)
+    assert_bitwise(model, want)
+
+
 @pytest.mark.parametrize("match", [True, False], ids=["template-matched", "fresh-template"])
 def test_dcp_save_load_resumes_bitwise(tmp_path, match):
     want, _ = uninterrupted()
@@ -93,10 +119,10 @@ def test_chain_record_is_in_every_saved_group_only():
     sd = opt.state_dict()
     records = [g["torchzero"] for g in sd["param_groups"]]
     assert records[0]["global_state"] == {"1": {"step": DCP_SPLIT}} and all(r == records[0] for r in records)
-    assert set(sd) == {"state", "param_groups"} and "torchzero" not in opt.param_groups[0]  # only in the saved copy
+    assert set(sd) == {"state", "param_groups"} and opt.param_groups[0]["torchzero"] is None  # filled in the saved copy
     _, new = build()
     new.load_state_dict(sd)
-    assert new.chain.modules[1].global_state == {"step": DCP_SPLIT} and "torchzero" not in new.param_groups[0]
+    assert new.chain.modules[1].global_state == {"step": DCP_SPLIT} and new.param_groups[0]["torchzero"] is None
 
 
 def test_earlier_layout_with_top_level_global_state_loads():

@@ -266,6 +266,7 @@ def prepare_load(opt: Modular, sd: Any) -> LoadPlan:
                 ng[name] = _check_group_value(opt, name, ng[name], gi)
         for name, value in opt.defaults.items():  # keys the chain publishes stay present
             ng.setdefault(name, g.get(name, value))
+        ng[RECORD_KEY] = None  # filled in by state_dict()
         ng["params"] = g["params"]
         if "param_names" in g and "param_names" not in ng:
             ng["param_names"] = g["param_names"]

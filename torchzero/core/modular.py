@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..functional.norms import finite_probe, global_norm
 from ..utils.validation import check_choice
 from .chain import Chain, Chainable, flatten_modules
-from .checkpoint import pack, prepare_load
+from .checkpoint import RECORD_KEY, pack, prepare_load
 from .fused import plan
 from .module import Module
 from .settings import as_scalars, is_uniform, resolve
@@ -214,12 +214,15 @@ class Modular(torch.optim.Optimizer):
                     param_group[key] = tuple(packed)
         _check_tensor_lr(param_group)
         for name, value in param_group.items():
-            if name in ("params", "param_names"):
+            if name in ("params", "param_names", RECORD_KEY):
                 continue
             for _, m in self.chain.named_modules():
                 m.validate_group_value(name, value)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        # a place for the chain's record in saved state dicts: torch.distributed.checkpoint
+        # restores the param-group keys that the live groups have
+        group[RECORD_KEY] = None
         for p, name in zip(group["params"], group.get("param_names", ())):
             self._param_names[p] = name
         for p in group["params"]:
