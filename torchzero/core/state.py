@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 __all__ = ["StateStore", "ParamState", "ModuleState", "flatten", "unflatten"]
@@ -251,6 +252,8 @@ class ModuleState:
 
     def many(self, params: list[Tensor]) -> list[dict[str, Any]]:
         """``[self[p] for p in params]``, reused from step to step while nothing was replaced."""
+        if torch.compiler.is_compiling():  # the compiler guards on what it reads: no cache
+            return [self[p] for p in params]
         key = tuple(map(id, params))
         cached = self._cache
         if cached is not None and cached[1] == self._store.version and cached[0] == key:
