@@ -18,7 +18,7 @@ def set_grads(params, seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reliability report: counts of the trust categories (issue 4), written after the run when
+# Reliability report: counts of the trust categories, written after the run when
 # TZ_RELIABILITY_REPORT names a file (CI writes docs/reliability.md before building the docs).
 RELIABILITY_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     # first match wins: file-specific categories come first

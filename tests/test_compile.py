@@ -1,4 +1,4 @@
-"""``torch.compile(opt.step)`` matches eager, with a bounded number of recompiles (issue 3, issue 4 item 7).
+"""``torch.compile(opt.step)`` matches eager, with a bounded number of recompiles.
 
 Every module that compiles is in at least one chain below (``test_chains_cover_every_compilable_module``
 fails when a new module is in neither ``CHAINS`` nor ``NOT_FULLGRAPH``); several modules share

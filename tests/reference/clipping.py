@@ -1,4 +1,4 @@
-"""Reference implementations of the clipping subpackage (``/work/shared/spec/clipping.md``).
+"""Reference implementations of the clipping subpackage (written from the clipping semantics in docs/guide/clipping.md).
 
 Written directly from the spec, one tensor at a time with plain Python loops, so the fast
 multi-tensor implementation in ``torchzero`` can be checked against them. This module must stay

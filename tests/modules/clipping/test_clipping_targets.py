@@ -1,6 +1,6 @@
 """``target="update"`` / ``target="grad"`` and per-parameter settings of the clipping modules.
 
-Spec (``/work/shared/spec/clipping.md``, "Modules"):
+Semantics (the clipping guide, docs/guide/clipping.md, "Modules"):
 
 - ``"update"``: transforms the update that flows down the chain; ``p.grad`` is not modified.
 - ``"grad"``: transforms the gradient; later modules that read the gradient see the transformed
