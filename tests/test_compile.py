@@ -47,7 +47,7 @@ def _spike_clip_source() -> list[Any]:
 
 # name -> (modules, Modular kwargs, the most graphs the chain may compile[, steps before no recompile])
 CHAINS: dict[str, tuple[Any, ...]] = {
-    # the chains of issue 3, with the default fused=None (the compiled step traces the general path)
+    # the fused-path chains, with the default fused=None (the compiled step traces the general path)
     "ClipNorm-global+Adam+LR": (lambda: [tz.m.ClipNorm(1.0, dim="global"), tz.m.Adam(), tz.m.LR(1e-3)], {}, 3),
     "Adam+LR": (lambda: [tz.m.Adam(), tz.m.LR(1e-3)], {}, 3),
     "Adam+WeightDecay+LR": (lambda: [tz.m.Adam(), tz.m.WeightDecay(0.01), tz.m.LR(1e-3)], {}, 3),
