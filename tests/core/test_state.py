@@ -55,9 +55,16 @@ def test_param_state_layout_and_flat_keys():
     run(opt, params, 0, 1)
     st = opt.state[params[0]]
     assert isinstance(st, dict)
+    # flat, as state_dict() saves it: each value is what the module stores
+    assert set(st) >= {"1.exp_avg", "1.exp_avg_sq", "1.step"}
+    assert all(k.rpartition(".")[0] in {"0", "1", "2"} for k in st)
+    assert all(isinstance(v, torch.Tensor) for k, v in st.items() if k != "1.step")
+    assert st["1"]["exp_avg"] is st["1.exp_avg"]  # a module path gives that module's view
     assert set(st["1"]) >= {"exp_avg", "exp_avg_sq", "step"}
-    assert st["1.exp_avg"] is st["1"]["exp_avg"]  # the state_dict() key works too
     assert "1.exp_avg" in st and st.get("1.nothing") is None
+    # the module's view is the same state
+    adam = opt.chain.modules[1]
+    assert adam.state[params[0]]["exp_avg"] is st["1.exp_avg"]
 
 
 @pytest.mark.parametrize("how", ["module-dict", "flat-key", "whole-param", "in-place", "device-move"])
@@ -73,14 +80,12 @@ def test_writes_through_opt_state_reach_the_module(how):
     elif how == "flat-key":
         opt.state[p]["1.exp_avg"] = new.clone()
     elif how == "whole-param":
-        flat = {f"{path}.{k}": v for path, d in opt.state[p].items() for k, v in d.items()}
-        opt.state[p] = {**flat, "1.exp_avg": new.clone()}
+        opt.state[p] = {**opt.state[p], "1.exp_avg": new.clone()}
     elif how == "in-place":
         opt.state[p]["1"]["exp_avg"].copy_(new)
     else:  # what Lightning does to move optimizer state between devices
-        for _, v in opt.state.items():
-            for key, val in v.items():
-                v[key] = {k: (x.clone() if isinstance(x, torch.Tensor) else x) for k, x in val.items()}
+        for key, v in opt.state.items():
+            opt.state[key] = {k: (x.clone() if isinstance(x, torch.Tensor) else x) for k, x in v.items()}
         opt.state[p]["1"]["exp_avg"].copy_(new)
     twin.state[q]["1"]["exp_avg"].copy_(new)
     run(opt, params, 3, 6)
@@ -110,6 +115,10 @@ def test_unknown_module_path_is_refused():
     opt = adam_chain(params)
     with pytest.raises(KeyError, match="no module at path"):
         opt.state[params[0]]["9"] = {}
+    with pytest.raises(KeyError, match="no module at path"):
+        opt.state[params[0]]["9.exp_avg"] = torch.zeros(3)
+    with pytest.raises(KeyError, match="no module at path"):
+        opt.state[params[0]] = {"7.exp_avg": torch.zeros(3)}
     with pytest.raises(TypeError, match="dict"):
         opt.state[params[0]] = 3
 
@@ -129,7 +138,8 @@ def test_copies_keep_state_and_modules_together(copier):
     for a, b in zip(params, other_params):
         assert torch.equal(a, b)
     # the copy's modules read the copy's state, not the original's
-    assert other.chain.modules[1].state[other_params[0]] is other.state[other_params[0]]["1"]
+    other.chain.modules[1].state[other_params[0]]["note"] = 1
+    assert other.state[other_params[0]]["1.note"] == 1 and "1.note" not in opt.state[params[0]]
 
 
 # ------------------------------------------------------------------------------ hooks

@@ -3,43 +3,56 @@
 ``Modular.state`` is a real ``collections.defaultdict`` (a :class:`StateStore`), as
 ``torch.optim`` optimizers' ``state`` is: ``opt.state[p]`` is the state of parameter ``p``, and
 any other key may be stored too (``opt.state["note"] = 1``). The state of a parameter is a
-:class:`ParamState`, a ``dict`` keyed by the path of a module in the chain (``"1"``,
-``"0.inner.0"``), each value the module's own ``{key: value}`` dict for that parameter::
+:class:`ParamState`, a flat ``dict`` keyed ``"<module path>.<key>"``, each value what that
+module stores (tensors, as in ``torch.optim``, or small Python values)::
 
-    opt.state[p] == {"1": {"step": tensor(3.), "exp_avg": ..., "exp_avg_sq": ...}}
+    opt.state[p] == {"1.step": tensor(3.), "1.exp_avg": ..., "1.exp_avg_sq": ...}
 
-A module reads and writes its part through :class:`ModuleState` (``module.state[p]``), a view
-onto the same dicts, so every write made through ``opt.state`` (replacing a parameter's state,
-rebinding a module's dict, editing a tensor in place) is what the module sees on its next step.
+This is the layout of ``state_dict()`` too, so code written for ``torch.optim`` that walks
+``opt.state[p].items()`` (moving tensors to a device, comparing two optimizers' states, casting)
+works unchanged.
 
-``Modular.state_dict()`` saves each parameter's state flat, keyed ``"<path>.<key>"``
-(``"1.exp_avg"``): one level of plain values per parameter, the layout that
-``torch.distributed.checkpoint`` (also with ``flatten_optimizer_state_dict``) handles.
+A module reads and writes its own part through :class:`ModuleState`: ``module.state[p]`` is a
+:class:`ModuleView`, a mutable mapping over the keys of its path (``view["exp_avg"]`` is
+``opt.state[p]["1.exp_avg"]``). So every write made through ``opt.state`` (replacing a
+parameter's state, setting a key, editing a tensor in place) is what the module sees on its next
+step, and every write a module makes is in ``opt.state``.
+
+A module's own keys contain no dot: the module path of a flat key is what comes before its last
+dot. ``opt.state[p]["1"]`` (a module path) gives that module's view, and assigning a dict to it
+replaces that module's keys.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["StateStore", "ParamState", "ModuleState", "flatten", "unflatten"]
+__all__ = ["StateStore", "ParamState", "ModuleView", "ModuleState", "flatten", "unflatten", "split_key"]
+
+
+def split_key(key: Any) -> tuple[str, str] | None:
+    """``"0.inner.1.exp_avg"`` -> ``("0.inner.1", "exp_avg")``; ``None`` for a key with no dot."""
+    if not isinstance(key, str):
+        return None
+    path, dot, name = key.rpartition(".")
+    return (path, name) if dot and path and name else None
 
 
 class StateStore(defaultdict):
     """``Modular.state``: parameter -> :class:`ParamState` (any other key -> any value).
 
-    ``version`` counts structural changes (an entry of a parameter or of a module added,
-    replaced or removed); :class:`ModuleState` caches its lists of per-parameter dicts until it
-    changes.
+    ``version`` counts replacements of a parameter's state (added, replaced or removed);
+    :class:`ModuleState` caches its lists of views until it changes.
     """
 
     def __init__(self, paths: Iterable[str] = ()) -> None:
         super().__init__()
         self.version = 0
-        #: the module paths a parameter's state may have (empty: any)
+        #: the module paths of the chain (empty: any)
         self.paths: frozenset[str] = frozenset(paths)
 
     def __missing__(self, key: Any) -> Any:
@@ -53,10 +66,11 @@ class StateStore(defaultdict):
             return value
         if not isinstance(value, Mapping):
             raise TypeError(
-                f"Modular.state[param] must be a dict keyed by module path ({{'1': {{'exp_avg': ...}}}}) "
-                f"or by '<path>.<key>' as in state_dict(), got {type(value).__name__}"
+                "Modular.state[param] must be a dict keyed '<module path>.<key>' as in state_dict() "
+                f"(e.g. {{'1.exp_avg': tensor}}) or by module path ({{'1': {{'exp_avg': tensor}}}}), "
+                f"got {type(value).__name__}"
             )
-        return ParamState(self, unflatten(value, self.paths))
+        return ParamState(self, value)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(key, Tensor):
@@ -109,7 +123,11 @@ def _rebuild_store(paths: list[str], items: list[tuple[Any, Any]]) -> StateStore
 
 
 class ParamState(dict):
-    """The state of one parameter: module path -> that module's ``{key: value}`` dict."""
+    """The state of one parameter: ``"<module path>.<key>"`` -> value.
+
+    A module path as the key (``state["1"]``) stands for that module's :class:`ModuleView`;
+    assigning a dict to it replaces the module's keys.
+    """
 
     __slots__ = ("_store",)
 
@@ -119,88 +137,50 @@ class ParamState(dict):
         for k, v in dict(items).items():
             self[k] = v
 
-    def _split(self, key: Any) -> tuple[str, str] | None:
-        """``"1.exp_avg"`` -> ``("1", "exp_avg")`` when ``"1"`` is a module path (the flat
-        layout of ``state_dict()``, also accepted here); ``None`` for a module path itself."""
-        if not isinstance(key, str):
-            return None
+    def _is_path(self, key: Any) -> bool:
         paths = self._store.paths
-        if key in paths:
-            return None
-        for path in sorted(paths or self.keys(), key=len, reverse=True):
-            if key.startswith(path + ".") and len(key) > len(path) + 1:
-                return path, key[len(path) + 1 :]
-        return None
-
-    def _check(self, key: Any, value: Any) -> dict[str, Any]:
-        paths = self._store.paths
-        if paths and key not in paths:
-            raise KeyError(
-                f"Modular.state[param][{key!r}]: this chain has no module at path {key!r}; "
-                f"its module paths are {sorted(paths)} (keys are module paths, or '<path>.<key>')"
-            )
-        if not isinstance(value, Mapping):
-            raise TypeError(f"Modular.state[param][{key!r}] must be a dict of that module's state, got {type(value).__name__}")
-        return value if type(value) is dict else dict(value)
+        return isinstance(key, str) and (key in paths if paths else "." not in key and key.isdigit())
 
     def __missing__(self, key: Any) -> Any:
-        split = self._split(key)
-        if split is None:
-            raise KeyError(key)
-        return dict.__getitem__(self, split[0])[split[1]] if split[0] in self else self._raise(key)
-
-    @staticmethod
-    def _raise(key: Any) -> Any:
+        if self._is_path(key):
+            return ModuleView(self, key)
         raise KeyError(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        paths = self._store.paths
+        if paths:
+            split = split_key(key)
+            if key not in paths and (split is None or split[0] not in paths):
+                raise KeyError(
+                    f"Modular.state[param][{key!r}]: this chain has no module at path "
+                    f"{key if split is None else split[0]!r}; its module paths are {sorted(paths)} "
+                    "(keys are '<module path>.<key>', e.g. '1.exp_avg')"
+                )
+        if self._is_path(key):
+            if not isinstance(value, Mapping):
+                raise TypeError(f"Modular.state[param][{key!r}] must be a dict of that module's state, got {type(value).__name__}")
+            view = ModuleView(self, key)
+            items = list(value.items())  # value may be the view itself
+            view.clear()
+            for k, v in items:
+                view[k] = v
+            return
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
 
     def get(self, key: Any, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:
             return default
-
-    def __contains__(self, key: object) -> bool:
-        if dict.__contains__(self, key):
-            return True
-        split = self._split(key)
-        return split is not None and dict.__contains__(self, split[0]) and split[1] in dict.__getitem__(self, split[0])
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        split = self._split(key)
-        if split is not None:  # "1.exp_avg": a value of module "1"
-            self.setdefault(split[0])[split[1]] = value
-            return
-        self._store.version += 1
-        super().__setitem__(key, self._check(key, value))
-
-    def __delitem__(self, key: str) -> None:
-        split = self._split(key)
-        if split is not None and not dict.__contains__(self, key):
-            del dict.__getitem__(self, split[0])[split[1]]
-            return
-        self._store.version += 1
-        super().__delitem__(key)
-
-    def pop(self, key: str, *default: Any) -> Any:
-        self._store.version += 1
-        return super().pop(key, *default)
-
-    def popitem(self) -> tuple[str, Any]:
-        self._store.version += 1
-        return super().popitem()
-
-    def clear(self) -> None:
-        self._store.version += 1
-        super().clear()
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        if not dict.__contains__(self, key):
-            self[key] = {} if default is None else default
-        return dict.__getitem__(self, key)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        for k, v in dict(*args, **kwargs).items():
-            self[k] = v
 
     def __reduce__(self) -> Any:
         return (dict, (dict(self),))
@@ -214,12 +194,73 @@ class ParamState(dict):
         return {k: deepcopy(v, memo) for k, v in self.items()}
 
 
+class ModuleView(MutableMapping):
+    """One module's state for one parameter: the keys ``"<path>.<key>"`` of a
+    :class:`ParamState`, seen as ``key``. Reads and writes go straight to the parameter's state."""
+
+    __slots__ = ("_ps", "_prefix")
+
+    def __init__(self, ps: dict[str, Any], path: str):
+        self._ps = ps
+        self._prefix = path + "."
+
+    def __getitem__(self, key: str) -> Any:
+        return dict.__getitem__(self._ps, self._prefix + key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self._ps, self._prefix + key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and dict.__contains__(self._ps, self._prefix + key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"a module's state key must be a non-empty string without '.', got {key!r}")
+        dict.__setitem__(self._ps, self._prefix + key, value)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self._ps, self._prefix + key)
+
+    def _keys(self) -> list[str]:
+        prefix, n = self._prefix, len(self._prefix)
+        return [k[n:] for k in dict.keys(self._ps) if isinstance(k, str) and k.startswith(prefix) and "." not in k[n:]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def clear(self) -> None:
+        for k in self._keys():
+            dict.__delitem__(self._ps, self._prefix + k)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self.items())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        from copy import deepcopy
+
+        return {k: deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self.items()),))
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 class ModuleState:
     """``module.state``: the module's part of a :class:`StateStore`, keyed by the tensors the
     module sees (a real view of a complex parameter stands for the parameter).
 
-    ``state[p]`` is the module's dict for ``p`` (created empty on first access, as a
-    ``defaultdict(dict)`` would); :meth:`many` returns the dicts of many parameters at once.
+    ``state[p]`` is the module's :class:`ModuleView` for ``p``; :meth:`many` returns the views
+    of many parameters at once.
     """
 
     __slots__ = ("_store", "_path", "_owner", "_cache")
@@ -229,7 +270,7 @@ class ModuleState:
         self._path = path
         #: the parameter each tensor a module sees stands for, where that is another tensor
         self._owner: Mapping[Tensor, Tensor] = {} if owner is None else owner
-        self._cache: tuple[tuple[int, ...], int, list[dict[str, Any]]] | None = None
+        self._cache: tuple[tuple[int, ...], int, list[ModuleView]] | None = None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self._store, self._path, self._owner)  # the cache is keyed by object ids: not copied
@@ -242,16 +283,12 @@ class ModuleState:
         owner = self._owner
         return owner.get(p, p) if owner else p
 
-    def __getitem__(self, p: Tensor) -> dict[str, Any]:
-        ps = self._store[self._key(p)]
-        d = dict.get(ps, self._path)
-        if d is None:
-            d = {}
-            ps[self._path] = d
-        return d
+    def __getitem__(self, p: Tensor) -> ModuleView:
+        return ModuleView(self._store[self._key(p)], self._path)
 
-    def many(self, params: list[Tensor]) -> list[dict[str, Any]]:
-        """``[self[p] for p in params]``, reused from step to step while nothing was replaced."""
+    def many(self, params: list[Tensor]) -> list[ModuleView]:
+        """``[self[p] for p in params]``, reused from step to step while no parameter's state
+        was replaced."""
         if torch.compiler.is_compiling():  # the compiler guards on what it reads: no cache
             return [self[p] for p in params]
         key = tuple(map(id, params))
@@ -266,35 +303,45 @@ class ModuleState:
         ps = self._store.get(self._key(p))
         if ps is None:
             return default
-        return dict.get(ps, self._path, default)
+        view = ModuleView(ps, self._path)
+        return view if len(view) else default
 
     def __setitem__(self, p: Tensor, value: Mapping[str, Any]) -> None:
-        self._store[self._key(p)][self._path] = value
+        view = self[p]
+        items = list(value.items())  # value may be the view itself
+        view.clear()
+        for k, v in items:
+            view[k] = v
 
     def __delitem__(self, p: Tensor) -> None:
         ps = self._store.get(self._key(p))
-        if ps is None or self._path not in ps:
+        view = None if ps is None else ModuleView(ps, self._path)
+        if view is None or not len(view):
             raise KeyError(p)
-        del ps[self._path]
+        view.clear()
 
     def pop(self, p: Tensor, *default: Any) -> Any:
         ps = self._store.get(self._key(p))
-        if ps is None or self._path not in ps:
+        view = None if ps is None else ModuleView(ps, self._path)
+        if view is None or not len(view):
             if default:
                 return default[0]
             raise KeyError(p)
-        return ps.pop(self._path)
+        out = dict(view.items())
+        view.clear()
+        return out
 
     def __contains__(self, p: object) -> bool:
         ps = self._store.get(self._key(p)) if isinstance(p, Tensor) else None
-        return ps is not None and self._path in ps
+        return ps is not None and len(ModuleView(ps, self._path)) > 0
 
-    def items(self) -> Iterator[tuple[Tensor, dict[str, Any]]]:
+    def items(self) -> Iterator[tuple[Tensor, ModuleView]]:
         """``(parameter, state)`` for every parameter this module has state for."""
-        path = self._path
         for p, ps in list(self._store.items()):
-            if isinstance(p, Tensor) and path in ps:
-                yield p, ps[path]
+            if isinstance(p, Tensor):
+                view = ModuleView(ps, self._path)
+                if len(view):
+                    yield p, view
 
     def __iter__(self) -> Iterator[Tensor]:
         return (p for p, _ in self.items())
@@ -304,27 +351,34 @@ class ModuleState:
 
     def clear(self) -> None:
         for ps in list(self._store.values()):
-            if isinstance(ps, ParamState) and self._path in ps:
-                del ps[self._path]
+            if isinstance(ps, ParamState):
+                ModuleView(ps, self._path).clear()
 
     def __repr__(self) -> str:
-        return f"ModuleState({dict(self.items())!r})"
+        return f"ModuleState({ {id(p): dict(v.items()) for p, v in self.items()} !r})"
 
 
-def flatten(ps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``{"1": {"exp_avg": t}}`` -> ``{"1.exp_avg": t}`` (the layout ``state_dict()`` saves)."""
-    return {f"{path}.{k}": v for path, d in ps.items() for k, v in d.items()}
+def flatten(ps: Mapping[str, Any]) -> dict[str, Any]:
+    """A parameter's state in the flat layout: ``{"1": {"exp_avg": t}}`` or
+    ``{"1.exp_avg": t}`` -> ``{"1.exp_avg": t}``."""
+    out: dict[str, Any] = {}
+    for key, v in ps.items():
+        if split_key(key) is None and isinstance(v, Mapping):
+            out.update({f"{key}.{k}": x for k, x in v.items()})
+        else:
+            out[key] = v
+    return out
 
 
 def unflatten(flat: Mapping[str, Any], paths: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The inverse of :func:`flatten` for a chain with module ``paths``: each key is split at
-    the longest module path it starts with. Values that are already dicts keyed by a module
-    path are kept as they are.
+    """``{"1.exp_avg": t}`` -> ``{"1": {"exp_avg": t}}`` for a chain with module ``paths`` (a
+    key's module path is what comes before its last dot). Values that are already dicts keyed
+    by a module path are kept as they are.
 
     Raises:
         KeyError: a key belongs to no module path.
     """
-    known = sorted(paths, key=len, reverse=True)
+    known = set(paths)
     out: dict[str, dict[str, Any]] = {}
     for key, v in flat.items():
         if not isinstance(key, str):
@@ -332,13 +386,11 @@ def unflatten(flat: Mapping[str, Any], paths: Iterable[str]) -> dict[str, dict[s
         if isinstance(v, Mapping) and (not known or key in known):
             out.setdefault(key, {}).update(v)
             continue
-        for path in known:
-            if key.startswith(path + ".") and len(key) > len(path) + 1:
-                out.setdefault(path, {})[key[len(path) + 1 :]] = v
-                break
-        else:
+        split = split_key(key)
+        if split is None or (known and split[0] not in known):
             raise KeyError(
-                f"state key {key!r} belongs to no module of this chain (module paths: {sorted(paths)}); "
+                f"state key {key!r} belongs to no module of this chain (module paths: {sorted(known)}); "
                 "keys are '<module path>.<key>', e.g. '1.exp_avg'"
             )
+        out.setdefault(split[0], {})[split[1]] = v
     return out
