@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import pytest
 import torch
@@ -84,8 +84,9 @@ def test_writes_through_opt_state_reach_the_module(how):
     elif how == "in-place":
         opt.state[p]["1"]["exp_avg"].copy_(new)
     else:  # what Lightning does to move optimizer state between devices
+        # (lightning_utilities.apply_to_collection rebuilds each mapping as type(m)(OrderedDict(...)))
         for key, v in opt.state.items():
-            opt.state[key] = {k: (x.clone() if isinstance(x, torch.Tensor) else x) for k, x in v.items()}
+            opt.state[key] = type(v)(OrderedDict((k, x.clone() if isinstance(x, torch.Tensor) else x) for k, x in v.items()))
         opt.state[p]["1"]["exp_avg"].copy_(new)
     twin.state[q]["1"]["exp_avg"].copy_(new)
     run(opt, params, 3, 6)

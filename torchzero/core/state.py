@@ -58,7 +58,7 @@ class StateStore(defaultdict):
     def __missing__(self, key: Any) -> Any:
         if not isinstance(key, Tensor):
             raise KeyError(key)
-        value = self[key] = ParamState(self)
+        value = self[key] = ParamState(store=self)
         return value
 
     def _wrap(self, value: Any) -> ParamState:
@@ -70,7 +70,7 @@ class StateStore(defaultdict):
                 f"(e.g. {{'1.exp_avg': tensor}}) or by module path ({{'1': {{'exp_avg': tensor}}}}), "
                 f"got {type(value).__name__}"
             )
-        return ParamState(self, value)
+        return ParamState(value, store=self)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(key, Tensor):
@@ -126,19 +126,24 @@ class ParamState(dict):
     """The state of one parameter: ``"<module path>.<key>"`` -> value.
 
     A module path as the key (``state["1"]``) stands for that module's :class:`ModuleView`;
-    assigning a dict to it replaces the module's keys.
+    assigning a dict to it replaces the module's keys. ``ParamState(mapping)`` (no store, as
+    generic code that rebuilds a mapping with ``type(m)(items)`` makes it) is a plain flat dict,
+    checked when it is put into a store.
     """
 
     __slots__ = ("_store",)
 
-    def __init__(self, store: StateStore, items: Mapping[str, Any] = ()):  # type: ignore[assignment]
+    def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), store: StateStore | None = None):
         super().__init__()
         self._store = store
         for k, v in dict(items).items():
             self[k] = v
 
+    def _paths(self) -> frozenset[str]:
+        return self._store.paths if self._store is not None else frozenset()
+
     def _is_path(self, key: Any) -> bool:
-        paths = self._store.paths
+        paths = self._paths()
         return isinstance(key, str) and (key in paths if paths else "." not in key and key.isdigit())
 
     def __missing__(self, key: Any) -> Any:
@@ -147,7 +152,7 @@ class ParamState(dict):
         raise KeyError(key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        paths = self._store.paths
+        paths = self._paths()
         if paths:
             split = split_key(key)
             if key not in paths and (split is None or split[0] not in paths):
