@@ -25,13 +25,14 @@ replaces that module's keys.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["StateStore", "ParamState", "ModuleView", "ModuleState", "flatten", "unflatten", "split_key"]
+__all__ = ["StateStore", "ParamState", "ModuleView", "StateList", "ModuleState", "values_of", "flatten", "unflatten", "split_key"]
 
 
 def split_key(key: Any) -> tuple[str, str] | None:
@@ -260,6 +261,42 @@ class ModuleView(MutableMapping):
         return repr(dict(self.items()))
 
 
+class StateList(list):
+    """A module's views of many parameters' states (what :meth:`ModuleState.many` returns), with
+    reads of one key for all of them at once."""
+
+    __slots__ = ("_pss", "_path")
+
+    def __init__(self, views: Iterable[ModuleView], pss: list[dict[str, Any]], path: str):
+        super().__init__(views)
+        self._pss = pss
+        self._path = path
+
+    def values_of(self, key: str) -> list[Any]:
+        """``[view[key] for view in self]``, without a Python call per parameter.
+
+        Raises:
+            KeyError: a parameter's state has no ``key``.
+        """
+        return list(map(itemgetter(f"{self._path}.{key}"), self._pss))
+
+    def has_all(self, key: str) -> bool:
+        """Whether every parameter's state has ``key``."""
+        full = f"{self._path}.{key}"
+        return all([full in ps for ps in self._pss])
+
+
+def values_of(states: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
+    """``[s[key] for s in states]``; one C-level pass for what :meth:`ModuleState.many` returned.
+
+    Raises:
+        KeyError: a state has no ``key``.
+    """
+    if type(states) is StateList:
+        return states.values_of(key)
+    return [s[key] for s in states]
+
+
 class ModuleState:
     """``module.state``: the module's part of a :class:`StateStore`, keyed by the tensors the
     module sees (a real view of a complex parameter stands for the parameter).
@@ -275,7 +312,7 @@ class ModuleState:
         self._path = path
         #: the parameter each tensor a module sees stands for, where that is another tensor
         self._owner: Mapping[Tensor, Tensor] = {} if owner is None else owner
-        self._cache: tuple[tuple[int, ...], int, list[ModuleView]] | None = None
+        self._cache: tuple[tuple[int, ...], int, StateList] | None = None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self._store, self._path, self._owner)  # the cache is keyed by object ids: not copied
@@ -300,7 +337,9 @@ class ModuleState:
         cached = self._cache
         if cached is not None and cached[1] == self._store.version and cached[0] == key:
             return cached[2]
-        out = [self[p] for p in params]
+        store = self._store
+        pss = [store[self._key(p)] for p in params]
+        out = StateList([ModuleView(ps, self._path) for ps in pss], pss, self._path)
         self._cache = (key, self._store.version, out)
         return out
 
