@@ -9,6 +9,7 @@ a public module has no case.
 from __future__ import annotations
 
 import importlib
+import re
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ class BadArg:
     make: Callable[[], Any]
     exc: type[Exception] | tuple[type[Exception], ...]
     match: str
+
+    def __post_init__(self) -> None:
+        # ids name objects by their repr; an address in it differs between processes (pytest-xdist
+        # workers must collect the same ids)
+        object.__setattr__(self, "id", re.sub(r" at 0x[0-9a-f]+", "", self.id))
 
 
 def _load() -> tuple[list[Case], list[BadArg]]:

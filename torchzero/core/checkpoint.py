@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .state import flatten, unflatten
+from .steps import as_step
 
 if TYPE_CHECKING:
     from .module import Module
@@ -143,13 +144,19 @@ def _convert(opt: Modular, p: Tensor, index: Any, path: str, module: Module, sta
     missing = [k for k in required if k not in state]
     if state and missing:
         raise _fail(f"{where} lacks {missing}; it has {sorted(state)}")
+    declared = {**required, **getattr(module, "OPTIONAL_STATE_KEYS", {})}
     for key, v in state.items():
-        kind = required.get(key)
+        kind = declared.get(key)
         if kind == "like_param" and not isinstance(v, Tensor):
             raise _fail(f"{where}: {key!r} must be a tensor shaped like the parameter {tuple(t.shape)}, got {v!r:.100}")
         if kind is not None and (isinstance(v, bool) or not isinstance(v, (Tensor, int, float))):
             raise _fail(f"{where}: {key!r} must be a number or a tensor, got {type(v).__name__} {v!r:.100}")
-        if isinstance(v, Tensor):
+        if kind == "step":  # a step counter as torch.optim keeps it (a number saved by 0.3.x is converted)
+            try:
+                v = as_step(v).clone()  # the live counter is advanced in place
+            except TypeError as e:
+                raise _fail(f"{where}: {key!r}: {e}") from None
+        elif isinstance(v, Tensor):
             v = _convert_tensor(t, key, v, kind, where)
         out[key] = v
     return out

@@ -25,6 +25,8 @@ from ..functional.clipping import norm_factor
 from ..functional.norms import global_norm, has_dtensor, is_dtensor
 from ..functional import cpu_kernels
 from .module import Module
+from .state_check import check_states
+from .steps import advance, step_values
 
 __all__ = ["FusedAdam", "plan"]
 
@@ -174,7 +176,8 @@ class FusedAdam:
                 return False
             if not _fusable(params, grads):
                 return False
-            sts = [self.adam.state[p] for p in params]
+            sts = self.adam.state.many(params)
+            check_states(self.adam, self.adam.state._path, params, sts, _STATE_KEYS, self.adam.state.describe)
             existing = _state_tensors(sts)
             own = self._own_kernel(params, grads, spec) and (not existing or cpu_kernels.eligible(*existing))
             if not own and not _same_layout(params, grads, sts):
@@ -251,15 +254,13 @@ class FusedAdam:
     ) -> None:
         amsgrad = spec["amsgrad"]
         step_tensors = []
-        for p, st in zip(params, states):
-            if "exp_avg" not in st:
-                st["step"] = 0
-                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if amsgrad and "max_exp_avg_sq" not in st:
-                st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            st["step"] += 1
-        steps = [st["step"] for st in states]
+        self.adam.init_state(params, states)  # type: ignore[attr-defined]
+        if amsgrad:
+            for p, st in zip(params, states):
+                if "max_exp_avg_sq" not in st:
+                    st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        counts = step_values(advance(states))
+        steps = [int(counts)] * len(params) if isinstance(counts, float) else [int(t) for t in counts]
         if own:
             self._own_adam(params, grads, states, steps, spec, factor)
             return

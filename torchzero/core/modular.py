@@ -22,6 +22,7 @@ from .fused import plan
 from .module import Module
 from .settings import as_scalars, is_uniform, resolve
 from .state import ModuleState, StateStore
+from .state_check import check_grads
 from .sync import host_bool
 from .var import Var
 
@@ -163,6 +164,7 @@ class Modular(torch.optim.Optimizer):
         self._param_names: dict[Tensor, str] = {}
         super().__init__(_as_params(params), defaults)
         self.state = StateStore(path for path, _ in self.chain.named_modules() if path)  # type: ignore[assignment]
+        self.state.describe = self._describe
         self._bind_state()
         self._modules = [m for _, m in self.chain.named_modules()]
         last = self.chain.modules[-1]
@@ -233,6 +235,16 @@ class Modular(torch.optim.Optimizer):
                 self._param_of[view] = p
         self.chain._bind_group(group, [self._key(p) for p in group["params"]])
 
+    def _describe(self, p: Tensor) -> str:
+        """How error messages name parameter ``p`` (or the real view modules see of it):
+        ``"parameter 3 ('fc.weight')"``, its index as ``state_dict()`` numbers it."""
+        p = self._param_of.get(p, p)
+        index = next((i for i, q in enumerate(q for g in self.param_groups for q in g["params"]) if q is p), None)
+        name = self._param_names.get(p)
+        return (f"parameter {index}" if index is not None else f"a parameter of shape {tuple(p.shape)}") + (
+            f" ({name!r})" if name else ""
+        )
+
     def _key(self, p: Tensor) -> Tensor:
         """The tensor modules see for parameter ``p`` (a real view of a complex parameter)."""
         return self._real.get(p, p) if self._real else p
@@ -280,6 +292,7 @@ class Modular(torch.optim.Optimizer):
         total_norm = None
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
+        check_grads(params, grads, self._describe)  # a gradient left from before a parameter changed
         var = Var(params=params, closure=closure, grad=grads, loss=loss)
         head = self._head
         i = 0
@@ -459,3 +472,4 @@ class Modular(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.state.describe = self._describe

@@ -65,6 +65,10 @@ class Module(ABC):
     #: tensor). A loaded state dict is checked against it.
     STATE_KEYS: Mapping[str, str] = {}
 
+    #: Keys a state may have or not (Adam's ``max_exp_avg_sq``, made with ``amsgrad=True``), and
+    #: what they hold, as in :attr:`STATE_KEYS`.
+    OPTIONAL_STATE_KEYS: Mapping[str, str] = {}
+
     def __init__(self, defaults: Mapping[str, Any] | None = None):
         self.defaults: dict[str, Any] = dict(defaults or {})
         self.validate_settings(self.defaults)

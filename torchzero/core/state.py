@@ -25,7 +25,7 @@ replaces that module's keys.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -53,6 +53,8 @@ class StateStore(defaultdict):
     def __init__(self, paths: Iterable[str] = ()) -> None:
         super().__init__()
         self.version = 0
+        #: ``describe(p)``: how error messages name parameter ``p`` (set by ``Modular``)
+        self.describe: Callable[[Tensor], str] | None = None
         #: the module paths of the chain (empty: any)
         self.paths: frozenset[str] = frozenset(paths)
 
@@ -320,6 +322,11 @@ class ModuleState:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self._store, self._path, self._owner = state
         self._cache = None
+
+    @property
+    def describe(self) -> Callable[[Tensor], str] | None:
+        """``describe(p)``: how errors name parameter ``p`` (set by ``Modular`` on the store)."""
+        return getattr(self._store, "describe", None)
 
     def _key(self, p: Tensor) -> Tensor:
         owner = self._owner

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..utils.validation import check_target
 from .module import Module
+from .state_check import check_states, like_param_keys
 from .target import apply_to_target
 from .var import Var
 
@@ -60,6 +61,14 @@ class Transform(Module):
     #: Whether the generic ``inner`` hook runs between update and apply. Modules that apply
     #: their ``inner`` modules to something else (Adam: its first moment) set this to False.
     INNER_ON_TENSORS: bool = True
+
+    #: The state keys shaped like the parameter (from ``STATE_KEYS`` and ``OPTIONAL_STATE_KEYS``),
+    #: checked against the parameters before each step (:mod:`torchzero.core.state_check`).
+    _LIKE_PARAM_KEYS: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._LIKE_PARAM_KEYS = like_param_keys(cls)
 
     #: The module keeps no state (statistics aside) and its copy form reports a gradient probe
     #: (:meth:`record_grad_probe`). As the first module of a chain, ``Modular`` then runs it
@@ -155,6 +164,9 @@ class Transform(Module):
         grads = var.get_grad() if self.uses_grad else var.grad
         loss = var.get_loss(backward=False) if self.uses_loss else var.loss
         states = self.state.many(params)
+        keys = self._LIKE_PARAM_KEYS
+        if keys:  # before anything changes: a state that no longer fits its parameter is an error
+            check_states(self, self.state._path, params, states, keys, self.state.describe)
         settings = self.settings_list(params)
         return params, grads, loss, states, settings
 

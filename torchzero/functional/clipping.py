@@ -165,8 +165,9 @@ def _mul(tensors: list[Tensor], f: Tensor | list[Tensor], out: list[Tensor] | No
     if out is None:
         torch._foreach_mul_(tensors, f)
         return
-    for i, r in zip(at, torch._foreach_mul(tensors, f)):
-        out[i] = r
+    for i, t, r in zip(at, tensors, torch._foreach_mul(tensors, f)):
+        # a 0-dim tensor times a 0-dim factor of a wider dtype would be promoted: keep the dtype
+        out[i] = r if r.dtype == t.dtype else r.to(t.dtype)
 
 
 def _fill_unchanged(tensors: list[Tensor], out: list[Tensor] | None) -> None:

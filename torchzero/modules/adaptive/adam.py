@@ -1,16 +1,17 @@
 """``Adam``: adaptive moment estimation (Kingma & Ba, 2014)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...core.settings import as_list, is_uniform, resolve
+from ...core.state import values_of
+from ...core.steps import advance, new_step, step_values
 from ...core.transform import Transform
 from ...core.var import Var
-from ...functional._scalars import collapse
 from ...functional.adam import adam_direction, ema_moments_
 from ...utils.validation import check_beta, check_bool, check_number
 
@@ -57,7 +58,8 @@ class Adam(Transform):
 
     INNER_ON_TENSORS = False
     FUSED_ROLE = "adam"
-    STATE_KEYS = {"step": "count", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
+    STATE_KEYS = {"step": "step", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
+    OPTIONAL_STATE_KEYS = {"max_exp_avg_sq": "like_param"}
     # published as ``betas`` in the param groups, so schedulers that cycle beta1 (OneCycleLR) move it
     GROUP_ALIASES = {"beta1": ("betas", 0), "beta2": ("betas", 1)}
 
@@ -98,16 +100,22 @@ class Adam(Transform):
             return None
         return dict(beta1=s["beta1"], beta2=s["beta2"], eps=s["eps"], amsgrad=s["amsgrad"], alpha=s["alpha"])
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")
+    @staticmethod
+    def init_state(tensors: list[Tensor], states: Sequence[MutableMapping[str, Any]]) -> None:
+        """Creates the state of parameters that have none yet: the step counter (a 0-dim tensor,
+        as ``torch.optim.Adam`` keeps it) and the moments, laid out like the tensors."""
         for t, st in zip(tensors, states):
             if "exp_avg" not in st:
-                st["step"] = 0
+                st["step"] = new_step()
                 st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
                 st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-            st["step"] += 1
-        m = [st["exp_avg"] for st in states]
-        v = [st["exp_avg_sq"] for st in states]
+
+    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+        beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")
+        self.init_state(tensors, states)
+        advance(states)
+        m = values_of(states, "exp_avg")
+        v = values_of(states, "exp_avg_sq")
         if is_uniform(amsgrad) and not amsgrad:
             ema_moments_(tensors, m, v, beta1, beta2, pow_)
             return
@@ -123,7 +131,7 @@ class Adam(Transform):
         beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
             settings, "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
         )
-        step = collapse([st["step"] for st in states])
+        step = step_values(values_of(states, "step"))
         if is_uniform(amsgrad) and not amsgrad:
             v = [st["exp_avg_sq"] for st in states]
         else:
@@ -131,7 +139,7 @@ class Adam(Transform):
         return adam_direction(numerator, v, step, beta1, beta2, eps, alpha, pow_, debiased)
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        return self._direction([st["exp_avg"] for st in states], states, settings)
+        return self._direction(values_of(states, "exp_avg"), states, settings)
 
     def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
         if "inner" not in self.children:
