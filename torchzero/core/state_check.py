@@ -33,9 +33,14 @@ def _default_describe(p: Tensor) -> str:
 
 
 def mismatch(t: Tensor, p: Tensor) -> str | None:
-    """What differs between ``t`` and ``p`` among shape, dtype and device, or ``None``."""
+    """What differs between ``t`` and ``p`` among shape, dtype and device, or whether ``t``'s
+    elements overlap in memory (an expanded tensor), which no in-place update can write; ``None``
+    if ``t`` fits."""
     if t.shape != p.shape or t.dtype != p.dtype or t.device != p.device:
         return f"{tuple(t.shape)} {t.dtype} on {t.device}, but the parameter is {tuple(p.shape)} {p.dtype} on {p.device}"
+    stride = t.stride()
+    if stride != p.stride() and any(st == 0 and n > 1 for st, n in zip(stride, t.shape)):
+        return f"an expanded tensor (strides {stride}) whose elements share memory; give it its own memory (.clone())"
     return None
 
 
@@ -82,7 +87,7 @@ def check_states(
     for key in keys:
         values = _values(states, key)
         for p, t in zip(params, values):
-            if t is None:
+            if t is _MISSING:
                 continue
             if not isinstance(t, Tensor):
                 why = f"a {type(t).__name__}, not a tensor"
@@ -97,9 +102,12 @@ def check_states(
             )
 
 
+_MISSING = object()
+
+
 def _values(states: Sequence[Any], key: str) -> list[Any]:
     pss = getattr(states, "_pss", None)
     if pss is not None:  # a StateList: read the flat dicts directly
         full = f"{states._path}.{key}"  # type: ignore[attr-defined]
-        return [dict.get(ps, full) for ps in pss]
-    return [s.get(key) for s in states]
+        return [dict.get(ps, full, _MISSING) for ps in pss]
+    return [s.get(key, _MISSING) for s in states]
