@@ -157,3 +157,50 @@ def test_inner_transforms_the_first_moment():
 def test_bad_arguments(kw, exc, name):
     with pytest.raises(exc, match=f"Adam.*{name}"):
         tz.m.Adam(**kw)
+
+
+# ------------------------------------------------------------------ state and precision
+def test_step_is_a_0dim_float_tensor_like_torch():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(3))
+    ref_w = torch.nn.Parameter(w.detach().clone())
+    opt, ref = tz.Modular([w], tz.m.Adam(), tz.m.LR(1e-2)), torch.optim.Adam([ref_w], lr=1e-2)
+    for _ in range(3):
+        w.grad = ref_w.grad = torch.randn(3)
+        opt.step()
+        ref.step()
+    mine, theirs = opt.state[w]["0.step"], ref.state[ref_w]["step"]
+    assert type(mine) is torch.Tensor and mine.shape == theirs.shape == ()
+    assert mine.dtype == theirs.dtype and mine.device == theirs.device and mine.item() == theirs.item() == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_half_precision_general_path_matches_fused_and_stays_finite(dtype):
+    torch.manual_seed(0)
+    grads = [torch.randn(64) * 1e-4 for _ in range(20)]  # small: eps=1e-8 would round to 0 in float16
+    out = {}
+    for fused in (False, None):
+        w = torch.nn.Parameter(torch.ones(64, dtype=dtype))
+        opt = tz.Modular([w], tz.m.Adam(), tz.m.LR(1e-3), fused=fused)
+        for g in grads:
+            w.grad = g.to(dtype)
+            opt.step()
+        assert w.isfinite().all(), f"fused={fused}"
+        out[fused] = w.detach().float()
+    # the same float32 math; the general path rounds the update to the parameter's dtype once more
+    tol = 2e-3 if dtype == torch.float16 else 2e-2
+    torch.testing.assert_close(out[False], out[None], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("fused", [False, None], ids=["general", "fused"])
+def test_eps_zero_with_zero_update_is_zero_not_nan(fused):
+    w = torch.nn.Parameter(torch.ones(5))
+    opt = tz.Modular([w], tz.m.ClipNorm(0.0), tz.m.Adam(eps=0.0), tz.m.LR(0.1), fused=fused)
+    w.grad = torch.randn(5)
+    opt.step()
+    assert torch.equal(w.detach(), torch.ones(5))
+    w.grad = torch.tensor([0.0, 1.0, 0.0, -2.0, 0.0])
+    opt = tz.Modular([w], tz.m.Adam(eps=0.0), tz.m.LR(0.1), fused=fused)
+    opt.step()
+    assert w.isfinite().all()
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0, 0.9, 1.0, 1.1, 1.0]))

@@ -18,6 +18,17 @@ from ...utils.validation import check_beta, check_bool, check_number
 __all__ = ["Adam"]
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _upcast(tensors: list[Tensor], at: list[int]) -> list[Tensor]:
+    """``tensors`` with those at positions ``at`` replaced by float32 copies."""
+    out = list(tensors)
+    for i in at:
+        out[i] = out[i].float()
+    return out
+
+
 class Adam(Transform):
     r"""Adam: the update is the bias-corrected first moment over the root of the second.
 
@@ -76,6 +87,7 @@ class Adam(Transform):
     ):
         defaults = dict(beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad, alpha=alpha, pow=pow, debiased=debiased)
         super().__init__(defaults, inner=inner)
+        self._f32: dict[int, Tensor] = {}  # float32 working values of half-precision moments, within a step
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = "Adam"
@@ -96,8 +108,8 @@ class Adam(Transform):
 
     def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:
         """Settings for torch's fused Adam kernel, or ``None`` if these settings have no fused form."""
-        if s["pow"] != 2 or not s["debiased"] or "inner" in self.children:
-            return None
+        if s["pow"] != 2 or not s["debiased"] or "inner" in self.children or s["eps"] == 0:
+            return None  # (eps=0: the fused kernels compute 0/0 = NaN where the general path defines 0)
         return dict(beta1=s["beta1"], beta2=s["beta2"], eps=s["eps"], amsgrad=s["amsgrad"], alpha=s["alpha"])
 
     @staticmethod
@@ -116,16 +128,37 @@ class Adam(Transform):
         advance(states)
         m = values_of(states, "exp_avg")
         v = values_of(states, "exp_avg_sq")
-        if is_uniform(amsgrad) and not amsgrad:
+        ams = None if is_uniform(amsgrad) and not amsgrad else as_list(amsgrad, len(tensors))
+        if ams is not None:
+            for a, st in zip(ams, states):
+                if a and "max_exp_avg_sq" not in st:
+                    st["max_exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
+        idx = [] if ams is None else [i for i, a in enumerate(ams) if a]
+        vmax = [states[i]["max_exp_avg_sq"] for i in idx]
+        self._f32 = {}
+        half = [i for i, x in enumerate(m) if x.dtype in _HALF]
+        if not half:
             ema_moments_(tensors, m, v, beta1, beta2, pow_)
+            if idx:
+                torch._foreach_maximum_(vmax, [v[i] for i in idx])
             return
-        ams = as_list(amsgrad, len(tensors))
-        for a, st in zip(ams, states):
-            if a and "max_exp_avg_sq" not in st:
-                st["max_exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
-        ema_moments_(tensors, m, v, beta1, beta2, pow_)
-        idx = [i for i, a in enumerate(ams) if a]
-        torch._foreach_maximum_([states[i]["max_exp_avg_sq"] for i in idx], [v[i] for i in idx])
+        # half precision: the moments are updated in float32, as torch's fused Adam does, and the
+        # direction is computed from these float32 values; the state keeps them in the
+        # parameter's dtype (a second moment of 1e-11 would round to 0 in float16 before use)
+        t32, m32, v32 = _upcast(tensors, half), _upcast(m, half), _upcast(v, half)
+        vmax32 = _upcast(vmax, [k for k, i in enumerate(idx) if i in half])
+        ema_moments_(t32, m32, v32, beta1, beta2, pow_)
+        if idx:
+            torch._foreach_maximum_(vmax32, [v32[i] for i in idx])
+        for stored, work in zip([*m, *v, *vmax], [*m32, *v32, *vmax32]):
+            if stored is not work:
+                stored.copy_(work)
+                self._f32[id(stored)] = work
+
+    def _working(self, tensors: list[Tensor]) -> list[Tensor]:
+        """The float32 values of this step for half-precision moments (see update_tensors)."""
+        f32 = self._f32
+        return [f32.get(id(t), t) for t in tensors] if f32 else tensors
 
     def _direction(self, numerator: list[Tensor], states, settings) -> list[Tensor]:  # type: ignore[no-untyped-def]
         beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
@@ -133,13 +166,17 @@ class Adam(Transform):
         )
         step = step_values(values_of(states, "step"))
         if is_uniform(amsgrad) and not amsgrad:
-            v = [st["exp_avg_sq"] for st in states]
+            v = values_of(states, "exp_avg_sq")
         else:
             v = [st["max_exp_avg_sq"] if a else st["exp_avg_sq"] for st, a in zip(states, as_list(amsgrad, len(states)))]
-        return adam_direction(numerator, v, step, beta1, beta2, eps, alpha, pow_, debiased)
+        out = adam_direction(numerator, self._working(v), step, beta1, beta2, eps, alpha, pow_, debiased)
+        if self._f32:
+            self._f32 = {}
+            out = [o if o.dtype == n.dtype else o.to(n.dtype) for o, n in zip(out, values_of(states, "exp_avg"))]
+        return out
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        return self._direction(values_of(states, "exp_avg"), states, settings)
+        return self._direction(self._working(values_of(states, "exp_avg")), states, settings)
 
     def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
         if "inner" not in self.children:
