@@ -16,6 +16,8 @@ settings can't be fused.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ from ..functional.clipping import norm_factor
 from ..functional.norms import global_norm, has_dtensor, is_dtensor
 from ..functional import cpu_kernels
 from .module import Module
+from .state import values_of
 from .state_check import check_states
 from .steps import advance, step_values
 
@@ -113,11 +116,36 @@ def _fusable(params: list[Tensor], grads: list[Tensor]) -> bool:
 
 
 _STATE_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+_shape = attrgetter("shape")
 
 
-def _state_tensors(states: list[dict[str, Any]]) -> list[Tensor]:
-    """The Adam state tensors that exist already (none before a parameter's first step)."""
-    return [st[k] for st in states for k in _STATE_KEYS if k in st]
+def _state_lists(states: Sequence[Any]) -> list[list[Any]]:
+    """For each of :data:`_STATE_KEYS` that some parameter has, its value per parameter
+    (``None`` where a parameter has none yet: before its first step)."""
+    pss, path = getattr(states, "_pss", None), getattr(states, "_path", None)
+    out = []
+    for k in _STATE_KEYS:
+        if pss is not None:  # a StateList: one C-level pass over the flat dicts
+            values = list(map(dict.get, pss, repeat(f"{path}.{k}")))
+        else:
+            values = [st.get(k) for st in states]
+        if any(v is not None for v in values):
+            out.append(values)
+    return out
+
+
+def _own_fits(params: list[Tensor], lists: list[list[Any]]) -> bool:
+    """Whether every state tensor is there, shaped like its parameter and, with the parameters,
+    eligible for torchzero's kernel (one dtype, contiguous, plain CPU tensors): a cheap test of
+    whole lists, as the kernel reads ``numel(param)`` elements of each."""
+    if not lists:
+        return True
+    shapes = list(map(_shape, params))
+    for values in lists:
+        if any(map(is_, values, repeat(None))) or list(map(_shape, values)) != shapes:
+            return False
+    existing = [t for values in lists for t in values]
+    return existing[0].dtype == params[0].dtype and cpu_kernels.eligible(*existing)
 
 
 def _dense(t: Tensor) -> bool:
@@ -126,16 +154,21 @@ def _dense(t: Tensor) -> bool:
     )
 
 
-def _same_layout(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]) -> bool:
+def _torch_fits(params: list[Tensor], grads: list[Tensor], lists: list[list[Any]]) -> bool:
     """What torch's fused kernels assume without checking: each parameter dense, its gradient
-    and state laid out exactly like it (same strides). State created by torchzero is (it copies
-    the parameter's memory format); a state loaded from elsewhere might not be."""
-    for p, g, st in zip(params, grads, states):  # a plain loop: this runs for every tensor on every step
+    and state of its shape, dtype and device and laid out exactly like it (same strides).
+    State created by torchzero is (it copies the parameter's memory format); a state loaded or
+    written from elsewhere might not be."""
+    for i, (p, g) in enumerate(zip(params, grads)):  # a plain loop: this runs for every tensor on every step
         stride = p.stride()
         if not _dense(p) or g.stride() != stride:
             return False
-        for k in _STATE_KEYS:
-            if k in st and st[k].stride() != stride:
+        shape, dtype, device = p.shape, p.dtype, p.device
+        for values in lists:
+            t = values[i]
+            if t is not None and (
+                type(t) is not Tensor or t.shape != shape or t.dtype != dtype or t.device != device or t.stride() != stride
+            ):
                 return False
     return True
 
@@ -177,11 +210,13 @@ class FusedAdam:
             if not _fusable(params, grads):
                 return False
             sts = self.adam.state.many(params)
-            check_states(self.adam, self.adam.state._path, params, sts, _STATE_KEYS, self.adam.state.describe)
-            existing = _state_tensors(sts)
-            own = self._own_kernel(params, grads, spec) and (not existing or cpu_kernels.eligible(*existing))
-            if not own and not _same_layout(params, grads, sts):
-                return False  # e.g. a state loaded with other strides: torch's kernels would misread it
+            lists = _state_lists(sts)
+            own = self._own_kernel(params, grads, spec) and _own_fits(params, lists)
+            if not own and not _torch_fits(params, grads, lists):
+                # a state that doesn't fit its parameter is an error (named here, before anything
+                # changed); one only laid out otherwise (other strides) takes the general path
+                check_states(self.adam, self.adam.state._path, params, sts, _STATE_KEYS, self.adam.state.describe)
+                return False
             specs.append(spec)
             states.append(sts)
             owns.append(own)
@@ -259,7 +294,7 @@ class FusedAdam:
             for p, st in zip(params, states):
                 if "max_exp_avg_sq" not in st:
                     st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        counts = step_values(advance(states))
+        counts = step_values(advance(states, owner=self.adam), owner=self.adam)
         steps = [int(counts)] * len(params) if isinstance(counts, float) else [int(t) for t in counts]
         if own:
             self._own_adam(params, grads, states, steps, spec, factor)
@@ -279,8 +314,8 @@ class FusedAdam:
         if wd:
             wd = wd / spec["alpha"]
         kernel = torch._fused_adamw_ if wd else torch._fused_adam_
-        lists = [params, grads, [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states],
-                 [st["max_exp_avg_sq"] for st in states] if amsgrad else [], step_tensors]
+        lists = [params, grads, values_of(states, "exp_avg"), values_of(states, "exp_avg_sq"),
+                 values_of(states, "max_exp_avg_sq") if amsgrad else [], step_tensors]
         grouped = torch.optim.Optimizer._group_tensors_by_device_and_dtype(lists)  # type: ignore[arg-type]
         for (device, _), ((d_p, d_g, d_m, d_v, d_vmax, d_steps), _) in grouped.items():
             gs = None if grad_scale is None else grad_scale.to(device)
@@ -302,9 +337,9 @@ class FusedAdam:
         cpu_kernels.adam_(
             params,
             grads,
-            [st["exp_avg"] for st in states],
-            [st["exp_avg_sq"] for st in states],
-            [st["max_exp_avg_sq"] for st in states] if spec["amsgrad"] else None,
+            values_of(states, "exp_avg"),
+            values_of(states, "exp_avg_sq"),
+            values_of(states, "max_exp_avg_sq") if spec["amsgrad"] else None,
             rows,
             [index[t] for t in steps],
         )

@@ -134,7 +134,8 @@ class Module(ABC):
 
     def __getstate__(self) -> dict[str, Any]:
         # the cache is keyed by object ids, meaningless in a copy
-        return {**self.__dict__, "_settings_cache": None}
+        # (and so are packed step counters: torchzero.core.steps)
+        return {**self.__dict__, "_settings_cache": None, "_step_block": None}
 
     def settings_list(self, params: list[Tensor]) -> list[ChainMap[str, Any]]:
         """``[self.settings(p) for p in params]``, cached for the same parameters from step to

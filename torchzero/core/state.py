@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -285,7 +286,7 @@ class StateList(list):
     def has_all(self, key: str) -> bool:
         """Whether every parameter's state has ``key``."""
         full = f"{self._path}.{key}"
-        return all([full in ps for ps in self._pss])
+        return all(map(dict.__contains__, self._pss, repeat(full)))
 
 
 def values_of(states: Sequence[Mapping[str, Any]], key: str) -> list[Any]:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..functional._scalars import collapse
+from .state import values_of
 
 __all__ = ["new_step", "as_step", "advance", "step_values"]
 
@@ -48,18 +49,55 @@ def as_step(value: Any) -> Tensor:
     return new_step(value)
 
 
-def advance(states: Sequence[Any], key: str = "step") -> list[Tensor]:
-    """Adds 1 to the counter ``key`` of each state (converting numbers first) and returns them."""
-    steps = [st[key] for st in states]
+class _Block:
+    """The counters of one module's parameters packed as views of one buffer, so that a step
+    adds 1 to all of them in one op and reads them in one copy (instead of one per parameter).
+    ``ids`` are the views handed out, in order; any other list of counters takes the general way."""
+
+    __slots__ = ("buf", "ids")
+
+    def __init__(self, buf: Tensor, ids: tuple[int, ...]):
+        self.buf, self.ids = buf, ids
+
+    def holds(self, steps: Sequence[Any]) -> bool:
+        return len(steps) == len(self.ids) and tuple(map(id, steps)) == self.ids and steps[0]._base is self.buf
+
+
+def _block(owner: Any, steps: Sequence[Any]) -> _Block | None:
+    block = getattr(owner, "_step_block", None)
+    return block if block is not None and block.holds(steps) else None
+
+
+def advance(states: Sequence[Any], key: str = "step", owner: Any = None) -> list[Tensor]:
+    """Adds 1 to the counter ``key`` of each state (converting numbers first) and returns them.
+
+    With ``owner`` (the module), the counters are packed into one buffer on the first call
+    (each state then holds a 0-dim view of it) and advanced with one op while the same
+    counters come back in the same order.
+    """
+    steps = values_of(states, key)
+    compiling = torch.compiler.is_compiling()
+    if owner is not None and not compiling:
+        block = _block(owner, steps)
+        if block is not None:
+            block.buf.add_(1.0)
+            return steps
     if not all([type(s) is Tensor for s in steps]):
         steps = [as_step(s) for s in steps]
         for st, s in zip(states, steps):
             st[key] = s
-    torch._foreach_add_(steps, 1.0)
-    return steps
+    if owner is None or compiling or len(steps) < 2 or len({(s.dtype, s.device) for s in steps}) != 1 or steps[0].is_meta:
+        torch._foreach_add_(steps, 1.0)
+        return steps
+    buf = torch.stack(steps).add_(1.0)
+    views = list(buf.unbind())
+    for st, v in zip(states, views):
+        st[key] = v
+    owner._step_block = _Block(buf, tuple(map(id, views)))
+    return views
 
 
-def step_values(steps: Sequence[Tensor]) -> Any:
+def step_values(steps: Sequence[Tensor], owner: Any = None) -> Any:
     """The counters as numbers for host-side math: one float when all are equal, else a list.
 
     Under ``torch.compile`` they stay tensors (one per parameter), as ``torch.optim`` keeps
@@ -69,4 +107,6 @@ def step_values(steps: Sequence[Tensor]) -> Any:
         return list(steps)
     if len(steps) == 1:
         return steps[0].item()
-    return collapse(torch.stack(list(steps)).tolist())
+    block = _block(owner, steps) if owner is not None else None
+    values = (block.buf if block is not None else torch.stack(list(steps))).tolist()
+    return collapse(values)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ...core.settings import as_list, is_uniform, resolve
-from ...core.state import values_of
+from ...core.state import StateList, values_of
 from ...core.steps import advance, new_step, step_values
 from ...core.transform import Transform
 from ...core.var import Var
@@ -116,6 +116,8 @@ class Adam(Transform):
     def init_state(tensors: list[Tensor], states: Sequence[MutableMapping[str, Any]]) -> None:
         """Creates the state of parameters that have none yet: the step counter (a 0-dim tensor,
         as ``torch.optim.Adam`` keeps it) and the moments, laid out like the tensors."""
+        if isinstance(states, StateList) and states.has_all("exp_avg"):
+            return
         for t, st in zip(tensors, states):
             if "exp_avg" not in st:
                 st["step"] = new_step()
@@ -125,7 +127,7 @@ class Adam(Transform):
     def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")
         self.init_state(tensors, states)
-        advance(states)
+        advance(states, owner=self)
         m = values_of(states, "exp_avg")
         v = values_of(states, "exp_avg_sq")
         ams = None if is_uniform(amsgrad) and not amsgrad else as_list(amsgrad, len(tensors))
@@ -164,7 +166,7 @@ class Adam(Transform):
         beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
             settings, "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
         )
-        step = step_values(values_of(states, "step"))
+        step = step_values(values_of(states, "step"), owner=self)
         if is_uniform(amsgrad) and not amsgrad:
             v = values_of(states, "exp_avg_sq")
         else:
