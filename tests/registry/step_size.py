@@ -32,7 +32,7 @@ def _bad(cls_name: str, arg: str, value, **other) -> BadArg:
 
 
 _STEPS = [-1, 1.5, 100.0, NAN, "100", None, True]
-_NONNEG = [-1e-5, NAN, INF, "1", None, torch.tensor(1.0)]
+_NONNEG = [-1e-5, NAN, INF, "1", None, torch.tensor(-1.0)]
 
 BAD_ARGS = [
     *[_bad("StepSize", "step_size", v) for v in [-0.1, NAN, INF, -INF, "1", None, True]],

@@ -33,7 +33,7 @@ def _bad(cls_name: str, arg: str, value, **other) -> BadArg:
 
 
 _WD = [-1e-4, NAN, INF, -INF, "0.1", None, True, [0.1]]
-_ORD = [0, 0.5, -1, NAN, INF, "l2", "fro", None, True, torch.tensor(2.0)]
+_ORD = [0, 0.5, -1, NAN, INF, "l2", "fro", None, True, torch.tensor(0.5)]
 
 BAD_ARGS = [
     *[_bad(cls, arg, v) for cls in ("WeightDecay", "DirectWeightDecay") for arg, vals in {"weight_decay": _WD, "ord": _ORD}.items() for v in vals],

@@ -185,6 +185,7 @@ def _check_group_value(opt: Modular, name: str, value: Any, gi: int) -> Any:
         raise _fail(f"param group {gi}: lr=nan")
     try:
         for _, m in opt.chain.named_modules():
+            value = m.normalize_group_value(name, value)
             m.validate_group_value(name, value)
     except (TypeError, ValueError) as e:
         raise _fail(f"param group {gi}: {e}") from e

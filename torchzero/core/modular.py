@@ -92,6 +92,19 @@ def _check_guards_first(chain: Chain) -> None:
             raise ValueError(f"Modular: {type(m).__name__} is a step guard and must be at the top level of the chain, first")
 
 
+def _check_each_module_once(chain: Chain) -> None:
+    """A module instance keeps one state and one set of settings: it can't be in two places."""
+    seen: dict[int, str] = {}
+    for path, m in chain.named_modules():
+        if id(m) in seen:
+            raise ValueError(
+                f"Modular: the same {type(m).__name__} instance is at {seen[id(m)] or 'the top'!r} and at {path!r} of the chain; "
+                "the two places would share one state and one set of settings. Create a separate instance for each "
+                f"place (e.g. tz.m.{type(m).__name__}(...) twice)"
+            )
+        seen[id(m)] = path
+
+
 class Modular(torch.optim.Optimizer):
     """An optimizer made of a chain of modules.
 
@@ -150,6 +163,7 @@ class Modular(torch.optim.Optimizer):
         if not flat:
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
         self.chain = Chain(*flat)
+        _check_each_module_once(self.chain)
         defaults: dict[str, Any] = {}
         for m in self.chain.modules:  # top level only: nested modules keep their own values
             for key, value in m.published_settings().items():
@@ -215,11 +229,13 @@ class Modular(torch.optim.Optimizer):
                             packed[j] = param_group[s2]
                     param_group[key] = tuple(packed)
         _check_tensor_lr(param_group)
-        for name, value in param_group.items():
+        for name, value in list(param_group.items()):
             if name in ("params", "param_names", RECORD_KEY):
                 continue
             for _, m in self.chain.named_modules():
+                value = m.normalize_group_value(name, value)
                 m.validate_group_value(name, value)
+            param_group[name] = value  # stored as the modules compute with it
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         # a place for the chain's record in saved state dicts: torch.distributed.checkpoint

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ..utils.validation import as_setting
 from .state import ModuleState
 
 if TYPE_CHECKING:
@@ -65,12 +66,16 @@ class Module(ABC):
     #: tensor). A loaded state dict is checked against it.
     STATE_KEYS: Mapping[str, str] = {}
 
+    #: Settings that may be tensors (a tensor ``lr``, as ``torch.optim`` allows): a 1-element
+    #: tensor given for them is kept as it is; for any other setting it becomes a number.
+    TENSOR_SETTINGS: tuple[str, ...] = ()
+
     #: Keys a state may have or not (Adam's ``max_exp_avg_sq``, made with ``amsgrad=True``), and
     #: what they hold, as in :attr:`STATE_KEYS`.
     OPTIONAL_STATE_KEYS: Mapping[str, str] = {}
 
     def __init__(self, defaults: Mapping[str, Any] | None = None):
-        self.defaults: dict[str, Any] = dict(defaults or {})
+        self.defaults: dict[str, Any] = self.normalize_settings(defaults or {})
         self.validate_settings(self.defaults)
         self.state = ModuleState()
         self.global_state: dict[str, Any] = {}
@@ -88,6 +93,14 @@ class Module(ABC):
         self.full_stats = False
 
     # ----------------------------------------------------------------- settings
+    def normalize_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``settings`` with their numbers in plain Python form (:func:`~torchzero.utils.validation.as_setting`):
+        NumPy and tensor scalars, fractions and decimals become ``int``/``float``, generators
+        tuples; settings named in :attr:`TENSOR_SETTINGS` keep a 1-element tensor as it is.
+        Applied to the defaults, to overrides and to param-group values before validation."""
+        keep = self.TENSOR_SETTINGS
+        return {k: as_setting(v, keep_tensor=k in keep) for k, v in settings.items()}
+
     def validate_settings(self, settings: Mapping[str, Any]) -> None:
         """Raises ``ValueError``/``TypeError`` for an invalid value of a setting.
 
@@ -106,6 +119,19 @@ class Module(ABC):
         for key, vals in packed.items():
             out[key] = tuple(vals[i] for i in range(len(vals)))
         return out
+
+    def normalize_group_value(self, name: str, value: Any) -> Any:
+        """A param-group value in the form this module computes with (see
+        :meth:`normalize_settings`), if this module reads key ``name``; else ``value`` unchanged."""
+        if name in self.defaults:
+            return as_setting(value, keep_tensor=name in self.TENSOR_SETTINGS)
+        aliased = {i: setting for setting, (key, i) in self.GROUP_ALIASES.items() if key == name}
+        if not aliased or not isinstance(value, (tuple, list)):
+            return value
+        if len({isinstance(value[i], Tensor) for i in aliased if i < len(value)}) > 1:
+            return value  # mixed tensors and numbers: refused by validate_group_value, as torch.optim refuses them
+        out = [as_setting(v, keep_tensor=aliased.get(i) in self.TENSOR_SETTINGS) for i, v in enumerate(value)]
+        return type(value)(out) if type(value) in (tuple, list) else value
 
     def validate_group_value(self, name: str, value: Any) -> None:
         """Validates the value of param-group key ``name`` if this module reads it (a setting,
@@ -171,7 +197,7 @@ class Module(ABC):
         for group in param_groups:
             if not isinstance(group, Mapping) or "params" not in group:
                 raise TypeError(f"{name}.set_param_groups: each group must be a dict with a 'params' key, got {group!r}")
-            settings = {k: v for k, v in group.items() if k != "params"}
+            settings = self.normalize_settings({k: v for k, v in group.items() if k != "params"})
             unknown = sorted(set(settings) - set(self.defaults))
             if unknown:
                 raise ValueError(f"{name}.set_param_groups: unknown setting(s) {unknown}; this module has {sorted(self.defaults)}")

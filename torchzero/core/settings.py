@@ -107,3 +107,16 @@ def as_scalars(value: Any) -> Any:
     if isinstance(value, Tensor) and value.ndim:
         return value.reshape(())
     return value
+
+
+def host_numbers(value: Any) -> Any:
+    """A :func:`resolve` result with tensors read as Python floats (one value, or one per
+    tensor): for settings given as tensors (Adam's ``betas``) that the math uses as host
+    scalars."""
+    from torch import Tensor
+
+    if isinstance(value, PerTensor):
+        if any([isinstance(v, Tensor) for v in value]):
+            return PerTensor(float(v) if isinstance(v, Tensor) else v for v in value)
+        return value
+    return float(value) if isinstance(value, Tensor) else value

@@ -40,9 +40,10 @@ __all__ = [
 
 Scalars = Union[float, Sequence[float]]
 
-MIN_REL_STD = 1e-3
-""":func:`norm_zscore` floors the standard deviation at this fraction of the mean, so a stream of
-(nearly) constant norms does not turn rounding noise into infinite z-scores."""
+MIN_REL_STD = 0.1
+""":func:`norm_zscore`'s default floor on the standard deviation, as a fraction of the mean: when
+the norms have (nearly) stopped varying (full-batch training near a minimum), a rise of a few
+percent is not a spike; with ``sigma=6`` a norm must exceed 1.6 times the mean to be one."""
 
 
 def _values(x: Scalars, n: int) -> list[float]:

@@ -7,13 +7,17 @@ shows the offending value and says what is allowed, e.g.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from numbers import Real
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from numbers import Integral, Real
 from typing import Any
 
 import torch
 
 __all__ = [
+    "as_setting",
+    "MAX_BUFFER",
+    "MAX_ITERATIONS",
     "check_number",
     "check_optional_number",
     "check_beta",
@@ -26,6 +30,48 @@ __all__ = [
 ]
 
 TARGETS = ("update", "grad")
+
+#: The largest history or window a module keeps (elements per buffer): larger sizes are refused
+#: at construction instead of running out of memory at the first step.
+MAX_BUFFER = 2**20
+#: The most inner iterations a module runs per step (Newton-Schulz steps, inner optimizer steps).
+MAX_ITERATIONS = 10_000
+
+
+def as_setting(value: Any, *, keep_tensor: bool = False) -> Any:
+    """A setting's value with its numbers in plain Python form, as modules compute with them.
+
+    NumPy scalars, ``fractions.Fraction``, ``decimal.Decimal`` and other ``numbers.Real`` become
+    ``float`` (integral types ``int``, NumPy booleans ``bool``); a 1-element real tensor becomes a
+    number, or stays the tensor it is where ``keep_tensor`` (settings a module computes with as tensors,
+    such as a tensor ``lr``); a generator or other one-shot iterator becomes a tuple (read once,
+    here, so validation doesn't consume it); tuples and lists are converted element by element.
+    Anything else is returned unchanged, for validation to judge.
+    """
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool and not value.is_meta:
+            if keep_tensor:  # the same tensor: a scheduler may fill_() it in place, as torch.optim allows
+                return value
+            return value.item()
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    module = type(value).__module__
+    if module == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
+        item = value.item()
+        return item if isinstance(item, (bool, int, float)) else value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, (Real, Decimal)):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        out = [as_setting(v, keep_tensor=keep_tensor) for v in value]
+        return type(value)(out) if type(value) in (tuple, list) else value
+    if isinstance(value, Iterator):
+        return tuple(as_setting(v, keep_tensor=keep_tensor) for v in value)
+    return value
 
 
 def _where(owner: str | None) -> str:
@@ -86,11 +132,14 @@ def check_bool(name: str, value: Any, *, owner: str | None = None) -> bool:
     return value
 
 
-def check_int(name: str, value: Any, *, owner: str | None = None, min: int | None = None) -> int:
+def check_int(name: str, value: Any, *, owner: str | None = None, min: int | None = None, max: int | None = None) -> int:
+    """An int (not bool) within ``[min, max]``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{_where(owner)}{name} must be an int, got {value!r} of type {type(value).__name__}")
-    if min is not None and value < min:
-        raise ValueError(f"{_where(owner)}{name} must be an int >= {min}, got {value!r}")
+    if (min is not None and value < min) or (max is not None and value > max):
+        bounds = " and ".join(x for x in (f">= {min}" if min is not None else "", f"<= {max:_}" if max is not None else "") if x)
+        why = " (a larger size is not supported: it would allocate more memory than a step can use)" if max is not None and value > max else ""
+        raise ValueError(f"{_where(owner)}{name} must be an int {bounds}, got {value!r}{why}")
     return value
 
 

@@ -217,22 +217,28 @@ class RefSpamAdam:
 
 # ------------------------------------------------------------------------------ spike guard
 class RefSkipOnSpike:
-    """Skip when the norm is not finite or ``(g - mean) / max(std, 1e-3 mean) > sigma`` over the
-    last ``window`` norms of steps that were not skipped, once ``warmup`` norms are collected."""
+    """Skip when the norm is not finite or ``(g - mean) / max(std, min_rel_std * mean) > sigma``
+    over the last ``window`` norms of steps that were not skipped, once ``warmup`` norms are
+    collected; a norm equal to the one skipped on the step before is accepted (the gradient
+    did not change, so skipping it again could never end)."""
 
-    def __init__(self, sigma=6.0, window=128, warmup=32):
-        self.sigma, self.window, self.warmup = sigma, window, warmup
+    def __init__(self, sigma=6.0, window=128, warmup=32, min_rel_std=0.1):
+        self.sigma, self.window, self.warmup, self.min_rel_std = sigma, window, warmup, min_rel_std
         self.accepted: list[float] = []
+        self.last_skipped: float | None = None
 
     def is_spike(self, ts: Sequence[Tensor]) -> bool:
         g = global_norm(ts)
         if not math.isfinite(g):
+            self.last_skipped = g
             return True
-        if len(self.accepted) >= self.warmup:
+        if len(self.accepted) >= self.warmup and g != self.last_skipped:
             w = self.accepted[-self.window :]
             mean, std = statistics.fmean(w), statistics.stdev(w)
-            if (g - mean) / max(std, 1e-3 * mean) > self.sigma:
+            if (g - mean) / max(std, self.min_rel_std * mean) > self.sigma:
+                self.last_skipped = g
                 return True
+        self.last_skipped = None
         self.accepted.append(g)
         return False
 

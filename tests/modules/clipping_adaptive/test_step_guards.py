@@ -215,3 +215,53 @@ def test_zero_and_missing_gradients():
     params[0].grad = torch.zeros(3, dtype=D)
     opt.step()
     assert guard.state[params[1]] == frozen
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_full_batch_training_to_convergence_is_not_killed():
+    """Full-batch training near a minimum: the norms stop varying (std ~ 0), and a warm restart
+    of the learning rate raises the norm; skipping can't change a full-batch gradient, so the
+    guard must not skip the same gradient until max_consecutive raises."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = x @ torch.randn(8, 1)
+    model = torch.nn.Linear(8, 1)
+    guard = tz.m.SkipOnSpike()
+    opt = tz.Modular(model.parameters(), guard, tz.m.Adam(), tz.m.LR(1e-2))
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=50)
+    for _ in range(4000):  # raised RuntimeError ("11 consecutive optimizer steps were bad") before
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+    assert loss.item() < 1e-10
+    assert guard.global_state["consecutive"] <= 1
+
+
+def test_a_repeated_skipped_norm_is_accepted():
+    params = params_like([torch.ones(4)])
+    guard = tz.m.SkipOnSpike(warmup=4)
+    opt = tz.Modular(params, guard, tz.m.LR(1e-3))
+    for i in range(8):
+        params[0].grad = torch.full((4,), 1.0 + 0.01 * (i % 2), dtype=D)
+        opt.step()
+    params[0].grad = torch.full((4,), 100.0, dtype=D)
+    before = params[0].detach().clone()
+    opt.step()  # a spike: skipped
+    assert torch.equal(params[0].detach(), before) and guard.global_state["skipped"] == 1
+    opt.step()  # the same gradient again: skipping it could never end
+    assert not torch.equal(params[0].detach(), before) and guard.global_state["skipped"] == 1
+
+
+@pytest.mark.parametrize("rise, spike", [(1.5, False), (1.7, True)], ids=["1.5x-no", "1.7x-yes"])
+def test_min_rel_std_floors_the_spread(rise, spike):
+    params = params_like([torch.ones(4)])
+    guard = tz.m.SkipOnSpike(warmup=4)  # sigma 6, min_rel_std 0.1: a spike above 1.6x the mean
+    opt = tz.Modular(params, guard, tz.m.LR(1e-3))
+    for _ in range(8):
+        params[0].grad = torch.ones(4, dtype=D)  # constant norms: std 0
+        opt.step()
+    params[0].grad = torch.full((4,), rise, dtype=D)
+    opt.step()
+    assert guard.global_state["skipped"] == int(spike)

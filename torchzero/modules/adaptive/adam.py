@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import as_list, is_uniform, resolve
+from ...core.settings import as_list, host_numbers, is_uniform, resolve
 from ...core.state import StateList, values_of
 from ...core.steps import advance, new_step, step_values
 from ...core.transform import Transform
@@ -71,6 +71,7 @@ class Adam(Transform):
     FUSED_ROLE = "adam"
     STATE_KEYS = {"step": "step", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
     OPTIONAL_STATE_KEYS = {"max_exp_avg_sq": "like_param"}
+    TENSOR_SETTINGS = ("beta1", "beta2")  # torch.optim.Adam accepts Tensor betas
     # published as ``betas`` in the param groups, so schedulers that cycle beta1 (OneCycleLR) move it
     GROUP_ALIASES = {"beta1": ("betas", 0), "beta2": ("betas", 1)}
 
@@ -110,7 +111,7 @@ class Adam(Transform):
         """Settings for torch's fused Adam kernel, or ``None`` if these settings have no fused form."""
         if s["pow"] != 2 or not s["debiased"] or "inner" in self.children or s["eps"] == 0:
             return None  # (eps=0: the fused kernels compute 0/0 = NaN where the general path defines 0)
-        return dict(beta1=s["beta1"], beta2=s["beta2"], eps=s["eps"], amsgrad=s["amsgrad"], alpha=s["alpha"])
+        return dict(beta1=float(s["beta1"]), beta2=float(s["beta2"]), eps=s["eps"], amsgrad=s["amsgrad"], alpha=s["alpha"])
 
     @staticmethod
     def init_state(tensors: list[Tensor], states: Sequence[MutableMapping[str, Any]]) -> None:
@@ -126,6 +127,7 @@ class Adam(Transform):
 
     def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")
+        beta1, beta2 = host_numbers(beta1), host_numbers(beta2)
         self.init_state(tensors, states)
         advance(states, owner=self)
         m = values_of(states, "exp_avg")
@@ -166,6 +168,7 @@ class Adam(Transform):
         beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
             settings, "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
         )
+        beta1, beta2 = host_numbers(beta1), host_numbers(beta2)
         step = step_values(values_of(states, "step"), owner=self)
         if is_uniform(amsgrad) and not amsgrad:
             v = values_of(states, "exp_avg_sq")

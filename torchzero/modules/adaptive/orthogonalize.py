@@ -7,7 +7,7 @@ from typing import Any
 from ...core.settings import group_by
 from ...core.transform import Transform
 from ...functional.orthogonalize import ORTHOGONALIZE_METHODS, orthogonalize
-from ...utils.validation import check_bool, check_choice, check_int
+from ...utils.validation import MAX_ITERATIONS, check_bool, check_choice, check_int
 
 __all__ = ["Orthogonalize"]
 
@@ -51,7 +51,7 @@ class Orthogonalize(Transform):
     embeddings, heads, biases and gains with Adam; give those parameters a different chain.
 
     Args:
-        ns_steps: Newton-Schulz iterations, an int ``>= 1`` (default: ``5``).
+        ns_steps: Newton-Schulz iterations, an int in ``[1, 10_000]`` (default: ``5``).
         adjust_lr: multiply by $\sqrt{\max(1, \text{rows}/\text{cols})}$ (default: ``False``).
         dual_norm_correction: multiply by $\langle G, O \rangle_F$ (default: ``False``).
         method: ``"newton-schulz"`` (default) or ``"svd"``. The SVD synchronizes with the host
@@ -97,7 +97,7 @@ class Orthogonalize(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = "Orthogonalize"
         if "ns_steps" in s:
-            check_int("ns_steps", s["ns_steps"], owner=o, min=1)
+            check_int("ns_steps", s["ns_steps"], owner=o, min=1, max=MAX_ITERATIONS)
         for key in ("adjust_lr", "dual_norm_correction"):
             if key in s:
                 check_bool(key, s[key], owner=o)

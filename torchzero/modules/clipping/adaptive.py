@@ -33,7 +33,7 @@ from ...functional.adaptive_clipping import (
 )
 from ...functional.norms import Dim, global_norm
 from ...functional.stats import summarize_norm_scaling
-from ...utils.validation import check_beta, check_bool, check_choice, check_int, check_number, check_optional_number
+from ...utils.validation import MAX_BUFFER, check_beta, check_bool, check_choice, check_int, check_number, check_optional_number
 from .common import check_norm_group_settings
 
 __all__ = ["AGC", "AutoClip", "ZClip", "SpikeClip"]
@@ -189,7 +189,7 @@ class AutoClip(Transform):
 
     Args:
         percentile: $p$, in ``[0, 100]`` (default: ``10``, the paper's recommendation).
-        history: the number of most recent norms kept, ``>= 1`` (default: ``1000``).
+        history: the number of most recent norms kept, an int in ``[1, 2**20]`` (default: ``1000``).
         target: ``"update"`` (default) or ``"grad"``.
 
     Example:
@@ -215,7 +215,7 @@ class AutoClip(Transform):
         if "percentile" in s:
             check_number("percentile", s["percentile"], owner="AutoClip", min=0.0, max=100.0)
         if "history" in s:
-            check_int("history", s["history"], owner="AutoClip", min=1)
+            check_int("history", s["history"], owner="AutoClip", min=1, max=MAX_BUFFER)
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         stats: dict[str, list[torch.Tensor]] = {"norm": [], "factor": [], "threshold": []}

@@ -28,7 +28,7 @@ from ...core.sync import host_bool
 from ...core.var import Var
 from ...functional.adaptive_clipping import MIN_REL_STD, all_finite, filled, norm_zscore, push_history
 from ...functional.norms import global_norm
-from ...utils.validation import check_int, check_number
+from ...utils.validation import MAX_BUFFER, check_int, check_number
 from .adaptive import latest_state, write_state
 
 __all__ = ["SkipNonFinite", "SkipOnSpike"]
@@ -165,11 +165,16 @@ class SkipOnSpike(_StepGuard):
     a step is a spike when
 
     $$
-    z = \frac{g - \mu}{\max(\sigma,\ 10^{-3}\mu)} > \text{sigma}
+    z = \frac{g - \mu}{\max(\sigma,\ r\mu)} > \text{sigma}
     $$
 
-    (the floor on $\sigma$ keeps a stream of constant norms from making rounding noise a
-    spike), or when $g$ is not finite. Nothing is detected until ``warmup`` norms have been
+    ($r$ = ``min_rel_std``), or when $g$ is not finite. The floor on $\sigma$ matters when the
+    norms stop varying, as in full-batch training near a minimum: there $\sigma \approx 0$, and
+    without it a rise of 1% would be a spike, skipped, met again by the same gradient, and so on
+    until ``max_consecutive`` raises. With the defaults a norm must exceed $1.6\mu$ to be a spike
+    when the spread has collapsed. For the same reason a norm equal to the one skipped on the
+    step before is not a spike: the parameters didn't move, so the gradient is the same (a full
+    batch), and skipping it again could never end. Nothing is detected until ``warmup`` norms have been
     collected. Skipped spikes never enter the window, so one spike does not hide the next.
 
     Must be the first module of the chain (see the module docs): on a spike no other module
@@ -185,10 +190,12 @@ class SkipOnSpike(_StepGuard):
 
     Args:
         sigma: the threshold in standard deviations, ``> 0`` (default: ``6``).
-        window: the number of recent norms the statistics use, an int ``>= 2`` (default: ``128``).
+        window: the number of recent norms the statistics use, an int in ``[2, 2**20]`` (default: ``128``).
         warmup: norms collected before spikes are detected, an int ``>= 2`` (default: ``32``).
         max_consecutive: the largest number of spikes in a row that are skipped silently, an
             int ``>= 0``, or ``None`` to never raise (default: ``10``).
+        min_rel_std: the floor $r$ on the standard deviation, as a fraction of the mean, in
+            ``[0, 10]`` (default: ``0.1``).
 
     Example:
         Guards go first (non-finite steps are skipped by ``Modular`` before it runs):
@@ -200,15 +207,22 @@ class SkipOnSpike(_StepGuard):
 
     _COMPILE_HINT = _compile_hint("SkipOnSpike")
 
-    def __init__(self, sigma: float = 6, window: int = 128, warmup: int = 32, max_consecutive: int | None = 10):
-        super().__init__(dict(sigma=sigma, window=window, warmup=warmup, max_consecutive=max_consecutive))
+    def __init__(
+        self, sigma: float = 6, window: int = 128, warmup: int = 32, max_consecutive: int | None = 10, min_rel_std: float = MIN_REL_STD
+    ):
+        super().__init__(dict(sigma=sigma, window=window, warmup=warmup, max_consecutive=max_consecutive, min_rel_std=min_rel_std))
+        #: the norms of the step just skipped, by group: the same norm again means the same
+        #: gradient (full-batch training), which skipping can't change, so it is not a spike
+        self._skipped_norms: dict[tuple[int, ...], Tensor] = {}
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = "SkipOnSpike"
         if "sigma" in s:
             check_number("sigma", s["sigma"], owner=o, min=0.0, min_inclusive=False)
         if "window" in s:
-            check_int("window", s["window"], owner=o, min=2)
+            check_int("window", s["window"], owner=o, min=2, max=MAX_BUFFER)
+        if "min_rel_std" in s:
+            check_number("min_rel_std", s["min_rel_std"], owner=o, min=0.0, max=10.0)
         if "warmup" in s:
             check_int("warmup", s["warmup"], owner=o, min=2)
         if "max_consecutive" in s:
@@ -224,7 +238,8 @@ class SkipOnSpike(_StepGuard):
         pending = []
         flags = []
         zscores = []
-        for (sigma, window, warmup), idx in group_by(settings, "sigma", "window", "warmup"):
+        group_idx = []
+        for (sigma, window, warmup, rel), idx in group_by(settings, "sigma", "window", "warmup", "min_rel_std"):
             sts = [self.state[params[i]] for i in idx]
             prev = latest_state(sts)
             count = prev["count"] if prev else 0
@@ -234,15 +249,22 @@ class SkipOnSpike(_StepGuard):
                 n = n.to(buf.dtype)
             spike = ~torch.isfinite(n)
             if buf is not None and count >= warmup:
-                z = norm_zscore(n, filled(buf, count))
-                spike = spike | (z > sigma)
+                z = norm_zscore(n, filled(buf, count), rel)
+                repeat = self._skipped_norms.get(tuple(idx))
+                high = z > sigma
+                if repeat is not None:  # the very norm skipped last step: the gradient didn't change
+                    high = high & (n != repeat)
+                spike = spike | high
                 zscores.append(z)
             flags.append(spike)
-            pending.append((sts, prev, n, buf, count, window, sigma))
+            pending.append((sts, prev, n, buf, count, window, sigma, rel))
+            group_idx.append(idx)
         skip = flags[0] if len(flags) == 1 else torch.stack(flags).any()
         self.record_stats(norm=pending[0][2], zscores=zscores, skipped=skip)
+        skipped_norms = {tuple(idx): p[2] for idx, p in zip(group_idx, pending)}
         if not host_bool(skip, self._COMPILE_HINT):  # the one host sync: the decision to skip
-            for sts, prev, n, buf, count, window, _ in pending:
+            self._skipped_norms = {}
+            for sts, prev, n, buf, count, window, _, _ in pending:
                 buf, count = push_history(buf, n, count, window)
                 write_state(sts, {"step": prev["step"] + 1 if prev else 1, "count": count, "norm_window": buf})
             self._good_step()
@@ -250,7 +272,7 @@ class SkipOnSpike(_StepGuard):
 
         def explain() -> str:
             out = []
-            for _sts, _prev, n, buf, count, _window, sigma in pending:
+            for _sts, _prev, n, buf, count, _window, sigma, rel in pending:
                 if buf is None:
                     out.append(f"the gradient norm is {n.item():.4g}")
                     continue
@@ -258,12 +280,13 @@ class SkipOnSpike(_StepGuard):
                 mean, std = w.mean().item(), (w.std().item() if w.numel() > 1 else float("nan"))
                 out.append(
                     f"the gradient norm is {n.item():.4g}, while the last {w.numel()} accepted norms have mean {mean:.4g} "
-                    f"and std {std:.4g} (threshold: mean + {sigma:g} * max(std, {MIN_REL_STD:g} * mean))"
+                    f"and std {std:.4g} (threshold: mean + {sigma:g} * max(std, {rel:g} * mean))"
                 )
             return "; ".join(out) + (
                 ". If the norm has legitimately changed scale, raise sigma or max_consecutive, or call reset() on the guard"
             )
 
+        self._skipped_norms = skipped_norms
         return self._bad_step(var, self._limit(params), explain)
 
     def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:

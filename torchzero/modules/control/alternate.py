@@ -8,7 +8,7 @@ import torch
 
 from ...core.module import Module
 from ...core.var import Var
-from ...utils.validation import check_int
+from ...utils.validation import MAX_ITERATIONS, check_int
 
 __all__ = ["Alternate", "Multistep"]
 
@@ -101,7 +101,7 @@ class Multistep(Module):
     Args:
         module: a module or list of modules (a chain) that forms each inner step's update,
             usually ending with a step size such as ``LR``.
-        steps: the number of inner steps, an int ``>= 1``.
+        steps: the number of inner steps, an int in ``[1, 10_000]``.
 
     Example:
         Three SGD steps per call, taken as one update and halved (a Lookahead-like outer step):
@@ -125,7 +125,7 @@ class Multistep(Module):
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         if "steps" in s:
-            check_int("steps", s["steps"], owner="Multistep", min=1)
+            check_int("steps", s["steps"], owner="Multistep", min=1, max=MAX_ITERATIONS)
 
     def step(self, var: Var) -> Var:
         module = self.children["module"]

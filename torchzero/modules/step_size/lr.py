@@ -33,6 +33,7 @@ class LR(Transform):
     """
 
     GROUP_KEYS = ("lr",)
+    TENSOR_SETTINGS = ("lr",)
     FUSED_ROLE = "lr"
 
     def __init__(self, lr: float = 1e-3):
