@@ -175,7 +175,8 @@ def test_build_is_cached_and_reused(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert first.stdout == second.stdout and first.stdout.startswith(str(tmp_path))
-    assert [f.name for f in tmp_path.iterdir()] == [os.path.basename(first.stdout.strip())]
+    name = os.path.basename(first.stdout.strip())
+    assert sorted(f.name for f in tmp_path.iterdir()) == [name, f"{name}.lock", f"{name}.sha256"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
@@ -225,7 +226,8 @@ def test_tensor_norms_on_the_kernel_match_torch(dtype):
 
 
 def test_unwritable_cache_falls_back_to_temp(tmp_path):
-    """A read-only cache directory (here: a path under a file) makes the build use the temp dir."""
+    """A cache directory that can't be created (here: a path under a file) makes the build use a
+    private temporary directory."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     code = (
@@ -245,8 +247,8 @@ def test_unwritable_cache_falls_back_to_temp(tmp_path):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_results_do_not_depend_on_the_thread_count(threads):
-    """Adam is elementwise: bitwise the same with any number of threads; the sums only differ by
-    the order of additions."""
+    """Adam is elementwise, and the sums add fixed blocks in a fixed order: both bitwise the same
+    with any number of threads."""
     n = [100_000, 3, 70_001]
     row = _rows(len(n), 2, 1e-3, CONFIGS["adamw"])
     outs = []
@@ -265,4 +267,139 @@ def test_results_do_not_depend_on_the_thread_count(threads):
         torch.set_num_threads(before)
     for a, b in zip(*outs):
         assert torch.equal(a, b)
-    assert sums[0] == pytest.approx(sums[1], rel=1e-6)
+    assert sums[0] == sums[1]
+
+
+# ------------------------------------------------------------------ the cache can't run someone else's code
+_PLANT = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen("MARKER", "w"); if (f) { fputs("ran", f); fclose(f); }
+}
+int tz_abi_version(void) { return 3; }
+"""
+
+_LOAD = (
+    "import warnings, sys\n"
+    "from torchzero.functional import cpu_kernels\n"
+    "with warnings.catch_warnings(record=True) as w:\n"
+    "    warnings.simplefilter('always')\n"
+    "    lib = cpu_kernels.library()\n"
+    "    import torch\n"
+    "    assert cpu_kernels.sumsq([torch.ones(5000)]) == [5000.0]\n"
+    "print(lib._name)\n"
+    "print('WARNINGS:', ' | '.join(str(x.message) for x in w))\n"
+)
+
+
+def _library_name(tmp_path) -> str:
+    """The file name the kernels get for this source, compiler and CPU (built once to learn it)."""
+    env = {**os.environ, "TORCHZERO_CACHE_DIR": str(tmp_path / "probe")}
+    out = subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return os.path.basename(out.stdout.splitlines()[0])
+
+
+def _plant(directory, name: str, marker, *, sidecar: bool) -> None:
+    import hashlib
+
+    src = directory / "planted.c"
+    src.write_text(_PLANT.replace("MARKER", str(marker)))
+    subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(directory / name)], check=True, timeout=120)
+    src.unlink()
+    if sidecar:
+        (directory / f"{name}.sha256").write_text(hashlib.sha256((directory / name).read_bytes()).hexdigest())
+
+
+def _load(cache) -> tuple[str, str]:
+    env = {**os.environ, "TORCHZERO_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    return lines[0], lines[1]
+
+
+needs_cc = pytest.mark.skipif(cpu_kernels.library() is None, reason="no C compiler here")
+
+
+@needs_cc
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757], ids=["world-writable", "group-writable", "other-writable"])
+def test_a_library_planted_in_a_shared_directory_is_not_loaded(tmp_path, mode):
+    name = _library_name(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    marker = tmp_path / "marker"
+    _plant(cache, name, marker, sidecar=True)
+    os.chmod(cache, mode)
+    loaded, warned = _load(cache)
+    assert not marker.exists(), "the planted library's code ran"
+    assert not loaded.startswith(str(cache)) and "writable by group or others" in warned
+
+
+@needs_cc
+def test_a_planted_library_without_a_matching_digest_is_rebuilt_not_loaded(tmp_path):
+    name = _library_name(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    marker = tmp_path / "marker"
+    _plant(cache, name, marker, sidecar=False)
+    (cache / f"{name}.sha256").write_text("0" * 64)
+    loaded, warned = _load(cache)
+    assert not marker.exists(), "the planted library's code ran"
+    assert loaded == str(cache / name) and warned == "WARNINGS: "
+
+
+@needs_cc
+def test_a_library_owned_by_someone_else_is_not_loaded(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    name = _library_name(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    marker = tmp_path / "marker"
+    _plant(cache, name, marker, sidecar=True)
+    os.chown(cache / name, 12345, 12345)
+    loaded, _ = _load(cache)
+    assert not marker.exists(), "the planted library's code ran"
+    assert os.stat(loaded).st_uid == os.getuid()  # rebuilt by us (here: in its place)
+
+
+@needs_cc
+def test_a_corrupt_cached_library_is_rebuilt_once(tmp_path):
+    cache = tmp_path / "cache"
+    loaded, _ = _load(cache)
+    path = cache / os.path.basename(loaded)
+    path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk or a killed copy
+    loaded2, warned = _load(cache)
+    assert loaded2 == loaded and warned == "WARNINGS: "
+    built = path.stat().st_mtime_ns
+    _load(cache)
+    assert path.stat().st_mtime_ns == built, "rebuilt again although the file was fine"
+
+
+@needs_cc
+def test_a_library_missing_a_function_is_replaced_by_a_private_build(tmp_path):
+    """A file that passes the checks (ours, digest recorded) but lacks a function: rebuilt once
+    in a private directory; never an AttributeError out of a step."""
+    name = _library_name(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    marker = tmp_path / "marker"
+    _plant(cache, name, marker, sidecar=True)
+    os.chmod(cache / name, 0o700)
+    loaded, warned = _load(cache)
+    assert loaded != str(cache / name) and os.path.basename(loaded) == name and warned == "WARNINGS: "
+
+
+@needs_cc
+def test_processes_started_together_build_once(tmp_path):
+    log = tmp_path / "cc.log"
+    wrapper = tmp_path / "cc"
+    wrapper.write_text(f"#!/bin/sh\ncase \"$*\" in *--version*) ;; *) echo built >> {log};; esac\nexec cc \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    env = {**os.environ, "TORCHZERO_CACHE_DIR": str(tmp_path / "cache"), "CC": str(wrapper)}
+    procs = [subprocess.Popen([sys.executable, "-c", _LOAD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+    assert log.read_text().count("built") == 1
+    assert len({o.splitlines()[0] for o, _ in outs}) == 1

@@ -5,7 +5,8 @@
  * of pointers and element counts and splits the concatenated elements evenly over nthreads
  * OpenMP threads (torch's own OpenMP runtime: it is already loaded under the same soname).
  *
- *   tz_sumsq_{f32,f64}  per-tensor sums of squares (blocks of 2048 in the tensor's dtype, then double)
+ *   tz_sumsq_{f32,f64}  per-tensor sums of squares (blocks of 2048 in the tensor's dtype, then double,
+ *                       in a fixed order: the result doesn't depend on the number of threads)
  *   tz_sum_{f32,f64}    per-tensor sums, the same way (the non-finite probe: NaN and inf propagate)
  *   tz_adam_{f32,f64}   the chain  [g * gmul] -> Adam -> [+ wd * p] -> p -= lr * u  in one pass:
  *                       reads p, g, m, v (and v_max), writes p, m, v (and v_max); the gradient is
@@ -54,40 +55,51 @@ static int64_t first_tensor(const int64_t *numel, int64_t n, int64_t lo, int64_t
 
 /* ---------------------------------------------------------------- sums and sums of squares */
 
-#define DEFINE_SUMSQ(NAME, T, TERM)                                                             \
-    /* blocks of 2048 summed in T (vectorised), the block sums in double */               \
-    static double NAME##_range(const T *x, int64_t a, int64_t b) {                        \
-        double acc = 0.0;                                                                 \
-        for (int64_t i0 = a; i0 < b; i0 += 2048) {                                        \
-            int64_t i1 = i0 + 2048 < b ? i0 + 2048 : b;                                   \
-            T blk = 0;                                                                    \
-            _Pragma("omp simd reduction(+:blk)")                                          \
-            for (int64_t i = i0; i < i1; i++) blk += TERM;                         \
-            acc += (double)blk;                                                           \
-        }                                                                                 \
-        return acc;                                                                       \
+#define BLOCK 2048
+
+/* Each tensor is cut into blocks of BLOCK elements (the last one shorter); a block is summed in
+ * T (vectorised), and a tensor's block sums are added in double, in block order, after the
+ * parallel part. Threads share out whole blocks, so the result does not depend on how many
+ * threads there are. */
+#define DEFINE_SUMSQ(NAME, T, TERM)                                                       \
+    static double NAME##_block(const T *x, int64_t i0, int64_t i1) {                      \
+        T blk = 0;                                                                        \
+        _Pragma("omp simd reduction(+:blk)")                                              \
+        for (int64_t i = i0; i < i1; i++) blk += TERM;                                    \
+        return (double)blk;                                                               \
     }                                                                                     \
     int NAME(int64_t n, void *const *ptrs, const int64_t *numel, double *out, int nthreads) { \
+        int64_t *start = (int64_t *)malloc((size_t)(n + 1) * sizeof(int64_t));            \
+        if (!start) return 1;                                                             \
         int64_t total = 0;                                                                \
-        for (int64_t t = 0; t < n; t++) total += numel[t];                                \
+        start[0] = 0;                                                                     \
+        for (int64_t t = 0; t < n; t++) {                                                 \
+            total += numel[t];                                                            \
+            start[t + 1] = start[t] + (numel[t] + BLOCK - 1) / BLOCK;                     \
+        }                                                                                 \
+        int64_t nb = start[n];                                                            \
+        double *bs = (double *)malloc((size_t)(nb > 0 ? nb : 1) * sizeof(double));       \
+        if (!bs) { free(start); return 1; }                                               \
         int nth = threads_for(total, nthreads);                                           \
-        double *part = (double *)calloc((size_t)(n * nth), sizeof(double));               \
-        if (!part) return 1;                                                              \
         _Pragma("omp parallel num_threads(nth)")                                          \
         {                                                                                 \
-            int tid = thread_id();                                                        \
-            int64_t lo, hi, off;                                                          \
-            share(total, tid, nth, &lo, &hi);                                             \
-            for (int64_t t = first_tensor(numel, n, lo, &off); t < n && off < hi; off += numel[t++]) { \
-                int64_t a = lo > off ? lo - off : 0, b = hi - off < numel[t] ? hi - off : numel[t]; \
-                part[tid * n + t] = NAME##_range((const T *)ptrs[t], a, b);               \
+            int64_t lo, hi;                                                               \
+            share(nb, thread_id(), nth, &lo, &hi);                                        \
+            int64_t t = 0;                                                                \
+            for (int64_t k = lo; k < hi; k++) {                                           \
+                while (start[t + 1] <= k) t++;                                            \
+                int64_t i0 = (k - start[t]) * BLOCK;                                      \
+                int64_t i1 = i0 + BLOCK < numel[t] ? i0 + BLOCK : numel[t];               \
+                bs[k] = NAME##_block((const T *)ptrs[t], i0, i1);                         \
             }                                                                             \
         }                                                                                 \
         for (int64_t t = 0; t < n; t++) {                                                 \
-            out[t] = 0.0;                                                                 \
-            for (int k = 0; k < nth; k++) out[t] += part[k * n + t];                      \
+            double acc = 0.0;                                                             \
+            for (int64_t k = start[t]; k < start[t + 1]; k++) acc += bs[k];               \
+            out[t] = acc;                                                                 \
         }                                                                                 \
-        free(part);                                                                       \
+        free(bs);                                                                         \
+        free(start);                                                                      \
         return 0;                                                                         \
     }
 
@@ -162,4 +174,4 @@ DEFINE_SUMSQ(tz_sum_f64, double, x[i])
 DEFINE_ADAM(tz_adam_f32, float, sqrtf)
 DEFINE_ADAM(tz_adam_f64, double, sqrt)
 
-int tz_abi_version(void) { return 2; }
+int tz_abi_version(void) { return 3; }
