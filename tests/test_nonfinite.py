@@ -9,6 +9,7 @@ import copy
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,6 +105,33 @@ def test_nonfinite_loss_from_closure_is_skipped():
 
     with pytest.warns(RuntimeWarning, match="the loss"):
         opt.step(closure)
+    assert all(torch.equal(a, b) for a, b in zip(before, params))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [math.nan, math.inf, -math.inf, np.float32("nan"), np.float64("inf")],
+    ids=["py-nan", "py-inf", "py--inf", "np.float32-nan", "np.float64-inf"],
+)
+@pytest.mark.parametrize("policy", ["skip", "raise"])
+def test_nonfinite_number_loss_from_closure(loss, policy):
+    """A closure may return a plain number (loss.item()): NaN and inf are caught as a tensor's are."""
+    params = make_params(SHAPES, dtype=torch.float32)
+    opt = tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-2), nonfinite=policy)
+    before = [p.detach().clone() for p in params]
+
+    def closure(backward=True):
+        if backward:
+            for p in params:
+                p.grad = torch.ones_like(p)
+        return loss
+
+    if policy == "skip":
+        with pytest.warns(RuntimeWarning, match="the loss"):
+            opt.step(closure)
+    else:
+        with pytest.raises(FloatingPointError, match="the loss"):
+            opt.step(closure)
     assert all(torch.equal(a, b) for a, b in zip(before, params))
 
 
