@@ -209,7 +209,7 @@ def test_duplicate_in_one_group_warns_as_torch_and_steps_once():
     (a,) = make_params([(3,)])
     with pytest.warns(UserWarning, match="duplicate"):
         torch.optim.SGD([a, a], lr=0.1)
-    with pytest.warns(UserWarning, match="more than once"):
+    with pytest.warns(UserWarning, match="duplicate parameters"):
         opt = tz.Modular([a, a], tz.m.LR(0.1))
     assert len(opt.param_groups[0]["params"]) == 1
     before = a.detach().clone()

@@ -30,8 +30,8 @@ MODULES = {
     "ClipValue": lambda x: [tz.m.ClipValue(x)],
     "Normalize": lambda x: [tz.m.Normalize(x)],
     "AGC-eps": lambda x: [tz.m.AGC(0.01, eps=x)],
-    "Adam-beta1": lambda x: [tz.m.Adam(beta1=x)],
-    "Adam-beta1-fused": lambda x: [tz.m.Adam(beta1=x), tz.m.LR(0.1)],
+    "Adam-betas": lambda x: [tz.m.Adam(beta1=x, beta2=x)],
+    "Adam-betas-fused": lambda x: [tz.m.Adam(beta1=x, beta2=x), tz.m.LR(0.1)],
     "WeightDecay": lambda x: [tz.m.WeightDecay(x)],
     "LR": lambda x: [tz.m.LR(x)],
 }

@@ -45,8 +45,9 @@ def _as_params(params: Any) -> Any:
         return list(params.named_parameters())
     if isinstance(params, Tensor):
         raise TypeError(
-            "Modular: params must be an iterable of tensors (e.g. [w] or model.parameters()), (name, tensor) pairs "
-            f"or param-group dicts, or an nn.Module; got a single tensor of shape {tuple(params.shape)}: pass [tensor]"
+            "Modular: params argument given to the optimizer should be an iterable of Tensors or dicts (e.g. [w] or "
+            "model.parameters()), (name, tensor) pairs, or an nn.Module, but got a single tensor of shape "
+            f"{tuple(params.shape)}: pass [tensor]"
         )
     if isinstance(params, Iterable) and not isinstance(params, (dict, str)):
         return list(params)
@@ -213,7 +214,7 @@ class Modular(torch.optim.Optimizer):
         keep = [i for i, p in enumerate(plain) if not (id(p) in seen or seen.add(id(p)))]  # type: ignore[func-returns-value]
         if len(keep) != len(plain):
             warnings.warn(
-                "Modular: a param group contains the same parameter more than once; it is kept once (stepping a "
+                "Modular: a parameter group with duplicate parameters was given; each is kept once (stepping a "
                 "parameter twice per step is never meant). torch.optim warns about this too.",
                 UserWarning,
                 stacklevel=3,

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..functional._scalars import collapse
 from .state import values_of
 
-__all__ = ["new_step", "as_step", "advance", "step_values"]
+__all__ = ["new_step", "as_step", "advance", "step_values", "step_list"]
 
 
 def _dtype() -> torch.dtype:
@@ -110,3 +110,13 @@ def step_values(steps: Sequence[Tensor], owner: Any = None) -> Any:
     block = _block(owner, steps) if owner is not None else None
     values = (block.buf if block is not None else torch.stack(list(steps))).tolist()
     return collapse(values)
+
+
+def step_list(steps: Sequence[Tensor], owner: Any = None) -> list[Any]:
+    """The counters as one number per counter (tensors under ``torch.compile``)."""
+    if torch.compiler.is_compiling():
+        return list(steps)
+    if not steps:
+        return []
+    block = _block(owner, steps) if owner is not None else None
+    return (block.buf if block is not None else torch.stack(list(steps))).tolist()

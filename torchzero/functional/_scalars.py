@@ -18,8 +18,8 @@ def is_one(x: Any) -> bool:
 
 
 def is_value(x: Any, value: float) -> bool:
-    """True if ``x`` is the single value ``value`` (a per-tensor list never is)."""
-    return is_one(x) and x == value
+    """True if ``x`` is the single value ``value`` (a per-tensor list or a tensor never is)."""
+    return is_one(x) and not isinstance(x, torch.Tensor) and x == value
 
 
 def smap(f: Callable[..., Any], *xs: Any) -> Any:
@@ -41,6 +41,8 @@ def collapse(x: Any) -> Any:
     if is_one(x) or not x:
         return x
     first = x[0]
+    if isinstance(first, torch.Tensor):  # step counters under torch.compile: kept one per tensor
+        return list(x)
     if torch.compiler.is_compiling():
         return first if all(float(v) == float(first) for v in x) else list(x)
     return first if all(v == first for v in x) else list(x)

@@ -1,7 +1,6 @@
 r"""Adan's math as a stateless multi-tensor function."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -55,7 +54,7 @@ def adan_(
 
     bc1 = collapse(smap(lambda b, t: 1 - b**t, beta1, step))
     bc2 = collapse(smap(lambda b, t: b / (1 - b**t), beta2, step))  # beta2 folded in
-    bc3 = collapse(smap(lambda b, t: math.sqrt(1 - b**t), beta3, step))
+    bc3 = collapse(smap(lambda b, t: (1 - b**t) ** 0.5, beta3, step))
     denom = list(torch._foreach_sqrt(exp_avg_sq))
     torch._foreach_div_(denom, bc3)
     if not is_value(eps, 0):

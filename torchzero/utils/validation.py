@@ -98,6 +98,9 @@ def check_number(
     allow_inf: bool = False,
 ) -> float:
     """Checks that ``value`` is a real number (not bool, not NaN) within the given bounds."""
+    if isinstance(value, torch.Tensor) and value.numel() != 1 and not value.is_complex():
+        # the right type with the wrong size: a ValueError, as torch.optim raises for it
+        raise ValueError(f"{_where(owner)}Tensor {name} must be 1-element, got shape {tuple(value.shape)}")
     if not _is_number(value):
         raise TypeError(f"{_where(owner)}{name} must be a real number, got {value!r} of type {type(value).__name__}")
     v = float(value)

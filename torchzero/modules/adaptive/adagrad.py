@@ -7,6 +7,8 @@ from typing import Any
 import torch
 
 from ...core.settings import group_by, resolve, subset
+from ...core.state import values_of
+from ...core.steps import advance, new_step, step_list
 from ...core.transform import Transform
 from ...functional.adagrad import adagrad_accumulate_, adagrad_denominator, adagrad_step_size
 from ...functional._scalars import is_value
@@ -72,7 +74,7 @@ class Adagrad(Transform):
         https://jmlr.org/papers/v12/duchi11a.html
     """
 
-    STATE_KEYS = {"step": "count", "sum": "like_param"}
+    STATE_KEYS = {"step": "step", "sum": "like_param"}
 
     def __init__(
         self,
@@ -121,18 +123,19 @@ class Adagrad(Transform):
         inits = init if isinstance(init, list) else None
         for i, (t, st) in enumerate(zip(tensors, states)):
             if "sum" not in st:
-                st["step"] = 0
+                st["step"] = new_step()
                 value = init if inits is None else inits[i]
                 st["sum"] = torch.full_like(t, value, memory_format=torch.preserve_format)
-            st["step"] += 1
+        advance(states, owner=self)
         for (pow_, _, _, beta, decay), idx in group_by(settings, *_STRUCTURE):
             adagrad_accumulate_([states[i]["sum"] for i in idx], [tensors[i] for i in idx], pow_, beta, decay)
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         lr_decay, eps, alpha = resolve(settings, "lr_decay", "eps", "alpha")
+        all_steps = step_list(values_of(states, "step"), owner=self)
         for (pow_, use_sqrt, divide, _, _), idx in group_by(settings, *_STRUCTURE):
             sts = [states[i] for i in idx]
-            steps = [st["step"] for st in sts]
+            steps = [all_steps[i] for i in idx]
             denom = adagrad_denominator([st["sum"] for st in sts], subset(eps, idx), pow_, use_sqrt, steps if divide else None)
             ts = [tensors[i] for i in idx]
             torch._foreach_div_(ts, denom)

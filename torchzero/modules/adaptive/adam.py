@@ -92,6 +92,8 @@ class Adam(Transform):
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = "Adam"
+        if "beta1" in s and "beta2" in s and isinstance(s["beta1"], Tensor) != isinstance(s["beta2"], Tensor):
+            raise ValueError(f"{o}: betas must be either both floats or both Tensors, got beta1={s['beta1']!r}, beta2={s['beta2']!r}")
         if "beta1" in s:
             check_beta("beta1", s["beta1"], owner=o)
         if "beta2" in s:

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 
 from ...core.settings import resolve
+from ...core.state import values_of
+from ...core.steps import advance, new_step, step_values
 from ...core.transform import Transform
-from ...functional._scalars import collapse
 from ...functional.adan import adan_
 from ...utils.validation import check_beta, check_number
 
@@ -58,7 +59,7 @@ class Adan(Transform):
         algorithm for faster optimizing deep models. https://arxiv.org/abs/2208.06677
     """
 
-    STATE_KEYS = {"step": "count", "exp_avg": "like_param", "exp_avg_diff": "like_param", "exp_avg_sq": "like_param", "prev": "like_param"}
+    STATE_KEYS = {"step": "step", "exp_avg": "like_param", "exp_avg_diff": "like_param", "exp_avg_sq": "like_param", "prev": "like_param"}
 
     def __init__(self, beta1: float = 0.98, beta2: float = 0.92, beta3: float = 0.99, eps: float = 1e-8):
         super().__init__(dict(beta1=beta1, beta2=beta2, beta3=beta3, eps=eps))
@@ -74,19 +75,19 @@ class Adan(Transform):
         beta1, beta2, beta3, eps = resolve(settings, "beta1", "beta2", "beta3", "eps")
         for t, st in zip(tensors, states):
             if "exp_avg" not in st:
-                st["step"] = 0
+                st["step"] = new_step()
                 st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
                 st["exp_avg_diff"] = torch.zeros_like(t, memory_format=torch.preserve_format)
                 st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
                 st["prev"] = t.clone()
-            st["step"] += 1
+        advance(states, owner=self)
         return adan_(
             tensors,
             [st["exp_avg"] for st in states],
             [st["exp_avg_diff"] for st in states],
             [st["exp_avg_sq"] for st in states],
             [st["prev"] for st in states],
-            collapse([st["step"] for st in states]),
+            step_values(values_of(states, "step"), owner=self),
             beta1,
             beta2,
             beta3,

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ...core.settings import group_by, resolve, subset
+from ...core.steps import advance, new_step, step_list
 from ...core.transform import Transform
 from ...functional.powers import abs_pow
 from ...functional.rmsprop import rmsprop_denominator, rmsprop_moments_, rmsprop_second_moment
@@ -80,7 +81,7 @@ class RMSprop(Transform):
         variant). https://arxiv.org/abs/1308.0850
     """
 
-    STATE_KEYS = {"step": "count", "exp_avg_sq": "like_param"}
+    STATE_KEYS = {"step": "step", "exp_avg_sq": "like_param"}
 
     def __init__(
         self,
@@ -153,7 +154,7 @@ class RMSprop(Transform):
 def _second_moment(sts, smoothing, centered, debiased, pow_):  # type: ignore[no-untyped-def]
     return rmsprop_second_moment(
         [st["exp_avg_sq"] for st in sts],
-        [st["step"] for st in sts],
+        step_list([st["step"] for st in sts]),
         smoothing,
         pow_,
         [st["exp_avg"] for st in sts] if centered else None,
@@ -168,7 +169,7 @@ def _init_states(ts, sts, centered: bool, pow_: float, init: str) -> list[int]: 
     for j, (t, st) in enumerate(zip(ts, sts)):
         new = "exp_avg_sq" not in st
         if new:
-            st["step"] = 0
+            st["step"] = new_step()
         if new and init == "update":
             fresh.append(j)
             if centered:
@@ -179,7 +180,7 @@ def _init_states(ts, sts, centered: bool, pow_: float, init: str) -> list[int]: 
             if centered and "exp_avg" not in st:  # new, or centered switched on later for this parameter
                 st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
             avg.append(j)
-        st["step"] += 1
+    advance(sts)
     if fresh:
         for j, v in zip(fresh, abs_pow([ts[j] for j in fresh], pow_)):
             sts[j]["exp_avg_sq"] = v

@@ -5,8 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.settings import resolve
+from ...core.state import values_of
+from ...core.steps import advance, new_step, step_values
 from ...core.transform import Transform
-from ...functional._scalars import collapse
 from ...functional.momentum import debias_
 from ...utils.validation import check_beta, check_number
 
@@ -68,8 +69,10 @@ class Debias(Transform):
 
     def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         for st in states:
-            st["step"] = st.get("step", 0) + 1
+            if "step" not in st:
+                st["step"] = new_step()
+        advance(states, owner=self)
 
     def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
         beta1, beta2, alpha, pow_ = resolve(settings, "beta1", "beta2", "alpha", "pow")
-        return debias_(tensors, collapse([st["step"] for st in states]), beta1, beta2, alpha, pow_)
+        return debias_(tensors, step_values(values_of(states, "step"), owner=self), beta1, beta2, alpha, pow_)

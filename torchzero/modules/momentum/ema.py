@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from ...core.settings import as_list, is_uniform, resolve, subset
+from ...core.state import values_of
+from ...core.steps import advance, new_step, step_values
 from ...core.transform import Transform
-from ...functional._scalars import collapse
 from ...functional.momentum import debias_, ema_, nesterov_
 from ...utils.validation import check_beta, check_bool, check_choice, check_number
 
@@ -45,13 +46,13 @@ def update_buffers(tensors: list[Tensor], states: list[dict[str, Any]], settings
     fresh: list[int] = []
     for i, (t, st) in enumerate(zip(tensors, states)):
         if BUFFER not in st:
-            st["step"] = 0
+            st["step"] = new_step()
             if inits[i] == "update":
                 st[BUFFER] = t.clone(memory_format=torch.preserve_format)
                 fresh.append(i)
             else:
                 st[BUFFER] = torch.zeros_like(t, memory_format=torch.preserve_format)
-        st["step"] += 1
+    advance(states)
     bufs = [st[BUFFER] for st in states]
     if not fresh:
         ema_(tensors, bufs, momentum, dampening, lerp)
@@ -102,7 +103,7 @@ class EMA(Transform):
         >>> model(torch.randn(8, 4)).pow(2).mean().backward(); opt.step()
     """
 
-    STATE_KEYS = {BUFFER: "like_param", "step": "count"}
+    STATE_KEYS = {BUFFER: "like_param", "step": "step"}
 
     def __init__(
         self,
@@ -128,10 +129,10 @@ class EMA(Transform):
         momentum, debiased = resolve(settings, "momentum", "debiased")
         if is_uniform(debiased):
             if debiased:
-                debias_(tensors, collapse([st["step"] for st in states]), beta1=momentum)
+                debias_(tensors, step_values(values_of(states, "step")), beta1=momentum)
             return tensors
         idx = [i for i, d in enumerate(debiased) if d]
-        debias_([tensors[i] for i in idx], collapse([states[i]["step"] for i in idx]), beta1=subset(momentum, idx))
+        debias_([tensors[i] for i in idx], step_values([states[i]["step"] for i in idx]), beta1=subset(momentum, idx))
         return tensors
 
 
@@ -219,7 +220,7 @@ class NAG(Transform):
 
     GROUP_KEYS = ("momentum",)
 
-    STATE_KEYS = {BUFFER: "like_param", "step": "count"}
+    STATE_KEYS = {BUFFER: "like_param", "step": "step"}
 
     def __init__(self, momentum: float = 0.9, dampening: float = 0, lerp: bool = False, target: str = "update"):
         super().__init__(dict(momentum=momentum, dampening=dampening, lerp=lerp), target=target)
