@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         tz.m.LR(args.max_lr),  # the scheduler overwrites param_groups[i]["lr"]
     )
     if args.scheduler == "onecycle":
-        # cycle_momentum=False: the param groups have no "momentum"/"betas" key to cycle
+        # also cycles Adam's beta1, through the "betas" the chain publishes in its param groups
         sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=args.max_lr, total_steps=args.steps, cycle_momentum=False
+            opt, max_lr=args.max_lr, total_steps=args.steps
         )
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps)

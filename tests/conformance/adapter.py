@@ -109,6 +109,8 @@ def _adagrad(kw: dict[str, Any], used: dict[str, Any]) -> list:
 
 
 def _rprop(kw: dict[str, Any], used: dict[str, Any]) -> list:
+    if isinstance(kw["lr"], torch.Tensor) and kw["lr"].numel() != 1:
+        tz.m.LR(kw["lr"])  # raises LR's error for it
     lr = _float(kw["lr"])
     nminus, nplus = kw["etas"]
     lo, hi = kw["step_sizes"]
@@ -153,6 +155,7 @@ def chain_for(torch_cls: type, kwargs: dict[str, Any], groups: list[dict[str, An
     if unknown:
         raise TypeError(f"{torch_cls.__name__}.__init__() got unexpected keyword arguments {sorted(unknown)}")
     kw = {**defaults, **kwargs}
+    kw.setdefault("decoupled_weight_decay", torch_cls is torch.optim.AdamW)
     fusable = torch_cls in (torch.optim.Adam, torch.optim.AdamW)
     every = [kw] + [{**kw, **{k: v for k, v in g.items() if k != "params"}} for g in groups]
     for options in every:

@@ -70,6 +70,7 @@ class _Tally:
     def __init__(self) -> None:
         self.counts = {"passed": 0, "failed": 0, "skipped": 0}
         self.failures: list[tuple[str, str]] = []
+        self.skips: dict[str, int] = {}
 
     def pytest_runtest_logreport(self, report) -> None:  # noqa: ANN001
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -77,6 +78,9 @@ class _Tally:
                 self.counts["passed"] += 1
             elif report.skipped:
                 self.counts["skipped"] += 1
+                reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+                reason = reason.removeprefix("Skipped: ")
+                self.skips[reason[:120]] = self.skips.get(reason[:120], 0) + 1
             else:
                 self.counts["failed"] += 1
                 text = str(report.longrepr)
@@ -106,6 +110,9 @@ def main(argv: list[str]) -> int:
     print(f"\ntorch's TestOptimRenewed against tz.Modular: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
     for test, line in tally.failures:
         print(f"  FAILED {test}: {line}")
+    print("skipped, by reason:")
+    for reason, n in sorted(tally.skips.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:4d}  {reason}")
     return 0 if not c["failed"] else 1
 
 
