@@ -72,5 +72,5 @@ def adagrad_denominator(
 
 
 def adagrad_step_size(alpha: Scalar, lr_decay: Scalar, step: int | Sequence[int]) -> Scalar:
-    r"""$\alpha / (1 + (t - 1)\,\text{lr\_decay})$, torch's ``clr`` (one value or one per tensor)."""
+    r"""$\alpha / (1 + (t - 1)\,\mathtt{lr\_decay})$, torch's ``clr`` (one value or one per tensor)."""
     return collapse(smap(lambda a, d, t: a / (1 + (t - 1) * d), alpha, lr_decay, step))

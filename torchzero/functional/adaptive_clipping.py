@@ -281,7 +281,7 @@ def ema_mean_var(mean: Tensor, var: Tensor, value: Tensor, alpha: float) -> tupl
 
 
 def scale_to_norm_(tensors: Sequence[Tensor], norm: Tensor, max_norm: Tensor | float | None) -> Tensor:
-    r"""Scales ``tensors`` (whose joint norm is ``norm``) by $\min(1, \text{max\_norm}/\text{norm})$
+    r"""Scales ``tensors`` (whose joint norm is ``norm``) by $\min(1, \mathtt{max\_norm}/\text{norm})$
     in place and returns that factor (1 where ``norm`` is at most ``1e-12`` or ``max_norm`` is None)."""
     f = norm_factor(norm, max_norm, "clip")
     torch._foreach_mul_(list(tensors), f)

@@ -31,7 +31,7 @@ def rprop_(
     \Delta &\leftarrow \operatorname{clamp}(\Delta \cdot \eta,\ lb,\ ub), \quad
         \eta = \eta^+ \text{ where } s > 0,\ \eta^- \text{ where } s < 0,\ 1 \text{ where } s = 0 \\
     \text{out} &= \operatorname{sign}(u_t)\, \Delta \text{ where } s \ge 0; \quad
-        0 \text{ (or, with } \texttt{prev\_update}\text{, } -\text{prev\_update) where } s < 0 \\
+        0 \text{ (or, with } \mathtt{prev\_update}\text{, } -\mathtt{prev\_update}\text{) where } s < 0 \\
     p &\leftarrow \operatorname{sign}(u_t) \text{ where } s \ge 0, \quad 0 \text{ where } s < 0
     \end{aligned}
     $$

@@ -26,12 +26,12 @@ class Adagrad(Transform):
 
     $$
     \begin{aligned}
-    G_0 &= \text{initial\_accumulator\_value} \\
+    G_0 &= \mathtt{initial\_accumulator\_value} \\
     G_t &= G_{t-1} + |u_t|^p \quad \text{or, with } \beta \text{ = beta:} \quad
         G_t = \beta G_{t-1} + (1-\beta)|u_t|^p \\
     G_t &\leftarrow (1 - \text{decay})\, G_t \ \text{(if decay is given)} \\
     \bar G_t &= G_t / t \ \text{(divide)}, \quad \text{else } \bar G_t = G_t \\
-    u_t &\leftarrow \frac{\alpha}{1 + (t-1)\,\text{lr\_decay}} \cdot \frac{u_t}{\bar G_t^{1/p} + \epsilon}
+    u_t &\leftarrow \frac{\alpha}{1 + (t-1)\,\mathtt{lr\_decay}} \cdot \frac{u_t}{\bar G_t^{1/p} + \epsilon}
     \end{aligned}
     $$
 

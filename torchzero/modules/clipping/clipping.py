@@ -131,7 +131,7 @@ class _NormScale(Transform):
 class ClipNorm(_NormScale):
     r"""Clips the norm of the update to at most ``max_norm``.
 
-    For each norm group $g$ (see ``dim``): $u_g \leftarrow u_g \cdot \min(1, \text{max\_norm} / \|u_g\|)$.
+    For each norm group $g$ (see ``dim``): $u_g \leftarrow u_g \cdot \min(1, \mathtt{max\_norm} / \|u_g\|)$.
     A group whose norm is $\le 10^{-12}$ is left unchanged.
 
     Args:
@@ -176,7 +176,7 @@ class ClipNorm(_NormScale):
 class Normalize(_NormScale):
     r"""Sets the norm of the update to ``norm_value``.
 
-    For each norm group $g$: $u_g \leftarrow u_g \cdot \text{norm\_value} / \|u_g\|$; a group whose
+    For each norm group $g$: $u_g \leftarrow u_g \cdot \mathtt{norm\_value} / \|u_g\|$; a group whose
     norm is $\le 10^{-12}$ is left unchanged (never NaN, even for an all-zero update).
 
     Args:
@@ -311,8 +311,8 @@ def clip_grad_norm_(
 ) -> Tensor | list[Tensor]:
     r"""Clips the norm of the gradients of ``params`` in place.
 
-    For each norm group $g$: $g \leftarrow g \cdot \min(1, \text{max\_norm}/\|g\|)$ and, with
-    ``min_norm``, $g \leftarrow g \cdot \max(1, \text{min\_norm}/\|g\|)$.
+    For each norm group $g$: $g \leftarrow g \cdot \min(1, \mathtt{max\_norm}/\|g\|)$ and, with
+    ``min_norm``, $g \leftarrow g \cdot \max(1, \mathtt{min\_norm}/\|g\|)$.
 
     Note:
         Unlike ``torch.nn.utils.clip_grad_norm_``, which clips the one norm of all gradients
@@ -361,7 +361,7 @@ def normalize_grads_(
 ) -> Tensor | list[Tensor]:
     r"""Sets the norm of the gradients of ``params`` to ``norm_value`` in place.
 
-    For each norm group $g$: $g \leftarrow g \cdot \text{norm\_value}/\|g\|$ (groups with norm
+    For each norm group $g$: $g \leftarrow g \cdot \mathtt{norm\_value}/\|g\|$ (groups with norm
     $\le 10^{-12}$ are left unchanged).
 
     Args:

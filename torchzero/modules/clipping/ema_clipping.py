@@ -170,7 +170,8 @@ class NormalizeByEMA(ClipNormByEMA):
 class ClipValueByEMA(Transform):
     r"""Clips each element of the update to the magnitude of an EMA of past updates' magnitudes.
 
-    $m \leftarrow \beta m + (1-\beta)|u|$; $c = $ ``ema_tfm``$(m)$ (applied to a copy) or $m$;
+    $m \leftarrow \beta m + (1-\beta)|u|$; the bound $c$ is ``ema_tfm`` applied to a copy of $m$, or
+    $m$ itself without ``ema_tfm``;
     $u \leftarrow \operatorname{clamp}(u, -c, c)$ elementwise (with ``inner``: the output of
     ``inner`` applied to $u$ is clamped).
 

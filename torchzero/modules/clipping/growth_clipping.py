@@ -34,10 +34,10 @@ class ClipValueGrowth(TensorwiseTransform):
 
     1. ``add``: $g = \max(|u| - |u_{prev}|, 0)$; where $g > \text{add}$:
        $u \leftarrow u - \operatorname{sign}(u)(g - \text{add})$.
-    2. ``mul``: $r = \max(|u| / \max(|u_{prev}|, \text{min\_value}), 10^{-8})$; where
+    2. ``mul``: $r = \max(|u| / \max(|u_{prev}|, \mathtt{min\_value}), 10^{-8})$; where
        $r > \text{mul}$: $u \leftarrow u \cdot \text{mul} / r$.
-    3. The new ``prev`` is $u$, except (with ``max_decay``) where $r < 1/\text{max\_decay}$, where
-       it is $u_{prev} / \text{max\_decay}$, so the bound decays at most that fast.
+    3. The new ``prev`` is $u$, except (with ``max_decay``) where $r < 1/\mathtt{max\_decay}$, where
+       it is $u_{prev} / \mathtt{max\_decay}$, so the bound decays at most that fast.
 
     With ``add`` and ``mul`` both ``None`` the update is never changed.
 
@@ -116,9 +116,9 @@ class ClipNormGrowth(Transform):
 
     1. $d = 1$; ``add``: if $n > n_{prev} + \text{add}$, $d = n / (n_{prev} + \text{add})$;
        ``mul``: if $n > n_{prev} \cdot \text{mul}$, $d = \max(d, n / (n_{prev}\,\text{mul}))$;
-       ``min_value``: $d = \max(d, \text{min\_value})$.
-    2. $n_{prev} \leftarrow n / d$, but $n_{prev} / \text{max\_decay}$ if $n / n_{prev} <
-       1/\text{max\_decay}$, and at least ``min_value``.
+       ``min_value``: $d = \max(d, \mathtt{min\_value})$.
+    2. $n_{prev} \leftarrow n / d$, but $n_{prev} / \mathtt{max\_decay}$ if $n / n_{prev} <
+       1/\mathtt{max\_decay}$, and at least ``min_value``.
     3. $u \leftarrow u / d$.
 
     With ``add`` and ``mul`` both ``None`` the update is never changed.

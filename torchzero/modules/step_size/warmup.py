@@ -42,7 +42,7 @@ class Warmup(Transform):
     state), with $n$ = ``steps``:
 
     $$
-    u \leftarrow \left(\text{start\_lr} + (\text{end\_lr} - \text{start\_lr})\,\frac{\min(k, n)}{n}\right) u
+    u \leftarrow \left(\mathtt{start\_lr} + (\mathtt{end\_lr} - \mathtt{start\_lr})\,\frac{\min(k, n)}{n}\right) u
     $$
 
     so the first step uses ``start_lr``, and from step $n$ on the factor is ``end_lr``
@@ -90,7 +90,7 @@ class WarmupNormClip(Transform):
     On the $k$-th step ($k = 0$ first, counted per parameter), for $k < n$ = ``steps``:
 
     $$
-    c_k = \text{start\_norm} + (\text{end\_norm} - \text{start\_norm})\,\frac{k}{n}, \qquad
+    c_k = \mathtt{start\_norm} + (\mathtt{end\_norm} - \mathtt{start\_norm})\,\frac{k}{n}, \qquad
     u \leftarrow u \cdot \min\!\left(1, \frac{c_k}{\|u\|_2}\right)
     $$
 
