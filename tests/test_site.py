@@ -80,3 +80,10 @@ def test_the_version_is_on_every_page(site: Path) -> None:
 
     for p in _pages(site)[:20]:
         assert f"torchzero {torchzero.__version__}" in p.read_text(encoding="utf-8"), p
+
+
+def test_source_listings_are_not_searched(site: Path) -> None:
+    import json
+
+    docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    assert docs and not [d["location"] for d in docs if "Source code in" in d["text"]]

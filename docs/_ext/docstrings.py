@@ -7,6 +7,8 @@ Google style as Napoleon reads it. Two things in them need translating for griff
   become *optional* mkdocs-autorefs links: a link where the target is documented on the site,
   plain code where it is not (never a build warning). ``~`` shortens the title to the last
   component, as in Sphinx.
+- a bare web address (a paper in ``References:``) becomes a link;
+- a private base class (``_NormScale``) is left out of a class's bases;
 - an ``Example:`` section header becomes ``Examples:``, the only spelling griffe parses as an
   examples section (so ``>>>`` lines render as Python sessions, not as nested block quotes).
 """
@@ -19,6 +21,8 @@ from typing import Any
 import griffe
 
 EXAMPLE_HEADER = re.compile(r"^(?P<indent>[ \t]*)Example:[ \t]*$", re.MULTILINE)
+#: A bare web address (papers in ``References:``), made a link; one already in a link is left alone.
+URL = re.compile(r"(?<![<(\[\"'`/])(?P<url>https?://[^\s<>()\[\]`]+[^\s<>()\[\]`.,;:])")
 ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|data|mod|obj|exc|const|type):`(?P<tilde>~?)(?P<target>[\w.]+)`")
 
 
@@ -47,7 +51,8 @@ def _rewrite(obj: griffe.Object, text: str) -> str:
             return f"`{title}`"
         return f'<autoref identifier="{html.escape(ident)}" optional><code>{html.escape(title)}</code></autoref>'
 
-    return EXAMPLE_HEADER.sub(r"\g<indent>Examples:", ROLE.sub(repl, text))
+    text = EXAMPLE_HEADER.sub(r"\g<indent>Examples:", ROLE.sub(repl, text))
+    return URL.sub(r"<\g<url>>", text)
 
 
 def _walk(obj: griffe.Object) -> None:
@@ -60,6 +65,10 @@ def _walk(obj: griffe.Object) -> None:
 
 class TorchzeroDocstrings(griffe.Extension):
     """Rewrites the docstrings of a module and all its members once they are loaded."""
+
+    def on_class_instance(self, *, cls: griffe.Class, **kwargs: Any) -> None:
+        # a private base (``_NormScale``) is an implementation detail: list only public ones
+        cls.bases = [b for b in cls.bases if not str(b).rsplit(".", 1)[-1].startswith("_")]
 
     def on_module_members(self, *, mod: griffe.Module, **kwargs: Any) -> None:
         if mod.docstring is not None:
