@@ -23,6 +23,11 @@ def set_grads(params, seed: int) -> None:
 RELIABILITY_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     # first match wins: file-specific categories come first
     ("Non-finite gradients (policy: skip / raise / propagate)", ("test_nonfinite",)),
+    ("Model and state changes that reach a kernel (each in a subprocess)", ("test_state_check",)),
+    ("Corrupted or foreign state dicts (a failed load changes nothing)", ("test_load_validation",)),
+    ("Kernel cache (planted, corrupt, concurrent builds)", ("test_cpu_kernels.py::test_a_", "test_cpu_kernels.py::test_processes")),
+    ("Settings as NumPy/tensor scalars, fractions, decimals; size bounds", ("test_settings_normalized",)),
+    ("PyTorch conformance (against torch.optim on torch's own inputs)", ("tests/conformance",)),
     ("Checkpoints (state_dict, new process, deepcopy, pickle, DCP)", ("test_checkpoint", "test_deepcopy", "test_copy_steps", "dcp", "test_clipping_checkpoint")),
     ("Bad input rejected at construction", ("test_bad_argument", "test_clipping_validation", "test_construction_errors", "test_bad_", "test_duplicate", "test_parameter_in_two_groups", "test_sparse")),
     ("Zero, missing, 0-dim and zero-size gradients", ("test_zero_gradients", "test_missing_gradient", "test_grad_none")),
@@ -46,12 +51,37 @@ def pytest_runtest_logreport(report):  # noqa: D103
             break
 
 
+def _stamp(torch_version: str, python_version: str, machine: str) -> str:
+    """When, on what and from which commit the report was made."""
+    import datetime
+    import os
+    import subprocess
+
+    from torchzero.functional import cpu_kernels
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=os.path.dirname(__file__)).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    cpu = machine
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), machine)
+    except OSError:
+        pass
+    kernels = "torchzero's CPU kernels" if cpu_kernels.library() is not None else "torch's fused kernels (no C compiler)"
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Run {when} at commit `{commit}`, on {cpu} ({os.cpu_count()} cores), torch {torch_version}, "
+            f"Python {python_version}; the fused Adam path used {kernels}.")
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: D103
     import os
     import platform
 
     path = os.environ.get("TZ_RELIABILITY_REPORT")
-    if not path or not _outcomes:
+    if not path or not _outcomes or hasattr(session.config, "workerinput"):  # (pytest-xdist: the controller writes it)
         return
     lines = [
         "# Reliability",
@@ -72,7 +102,7 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: D103
     lines.append(f"| **all** | **{sum(total)}** | **{total[0]}** | **{total[1]}** | **{total[2]}** |")
     import torch
 
-    lines += ["", f"Run on torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}."]
+    lines += ["", _stamp(torch.__version__, platform.python_version(), platform.machine())]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -88,3 +118,33 @@ def step_in_lockstep(params, opt, ref_params, ref_opt, steps: int, missing: int 
             ref_params[missing].grad = None
         opt.step()
         ref_opt.step()
+
+
+# ---------------------------------------------------------------------------------------------
+# The quick subset: `python -m pytest -m "not slow"` leaves out what starts processes, compiles,
+# builds the site or trains for thousands of steps (each listed here with why); the full suite
+# is what CI runs.
+SLOW: list[tuple[str, str]] = [
+    ("tests/test_compile.py", "torch.compile traces and compiles each chain"),
+    ("tests/distributed/", "starts several processes (torch.distributed)"),
+    ("tests/test_soak.py", "10,000 steps"),
+    ("tests/test_examples.py", "runs the example scripts"),
+    ("tests/test_examples_showdown.py", "runs the example scripts"),
+    ("tests/test_site.py", "builds the documentation site"),
+    ("tests/core/test_state_check.py::test_case_fails_cleanly_or_steps", "a subprocess per kernel choice"),
+    ("tests/core/test_checkpoint.py::test_resume_in_new_process", "a new process"),
+    ("tests/functional/test_cpu_kernels.py::test_a_", "builds the kernels in subprocesses"),
+    ("tests/functional/test_cpu_kernels.py::test_processes", "builds the kernels in subprocesses"),
+    ("tests/functional/test_cpu_kernels.py::test_build_is", "builds the kernels in subprocesses"),
+    ("tests/functional/test_cpu_kernels.py::test_fallback", "subprocesses"),
+    ("tests/functional/test_cpu_kernels.py::test_unwritable", "a subprocess"),
+    ("tests/modules/clipping_adaptive/test_step_guards.py::test_full_batch", "4,000 training steps"),
+]
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: D103
+    import pytest
+
+    for item in items:
+        if any(item.nodeid.startswith(prefix) for prefix, _ in SLOW):
+            item.add_marker(pytest.mark.slow)
