@@ -1,6 +1,7 @@
 """Optimizer-step time with ``torch.compile(opt.step)``: compiled vs eager vs fused vs torch.
 
-For each chain of issue 3, four optimizers step identical copies of one workload
+For each chain of the compile guide (docs/guide/compile.md), four optimizers step identical
+copies of one workload
 (``workloads.py``), interleaved in one process (one step of each side per repeat, timed with
 ``time.perf_counter``; medians reported):
 

@@ -177,3 +177,22 @@ def test_public_modules_have_examples() -> None:
     classes = [n for n in tz.m.__all__ if isinstance(getattr(tz.m, n), type)]
     missing = [n for n in classes if n not in names]
     assert not missing, f"modules without a >>> example in their docstring: {missing}"
+
+
+def test_nothing_cites_files_outside_the_repository_or_issue_numbers() -> None:
+    """Docs, docstrings, tests and scripts cite the project's own pages, not a spec kept elsewhere
+    or the tracker's issue numbers (which a reader of the repository can't follow)."""
+    import re
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    # the conformance runner looks for PyTorch's test file in a folder beside the repository: a path, not a citation
+    allowed = {"tests/conformance/run_torch_suite.py", "tests/test_docs.py"}
+    pattern = re.compile(r"\.\./shared|shared/spec|the clipping spec|\bissue #?\d+\b", re.IGNORECASE)
+    hits = []
+    for name in files:
+        if name in allowed or not name.endswith((".py", ".md", ".yml", ".toml", ".c", ".txt")):
+            continue
+        text = (ROOT / name).read_text(encoding="utf-8", errors="replace")
+        hits += [f"{name}: {m.group(0)}" for m in pattern.finditer(text)]
+    assert not hits, hits

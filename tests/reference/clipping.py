@@ -1,6 +1,6 @@
 """Reference implementations of the clipping subpackage (written from the clipping semantics in docs/guide/clipping.md).
 
-Written directly from the spec, one tensor at a time with plain Python loops, so the fast
+Written directly from docs/guide/clipping_semantics.md, one tensor at a time with plain Python loops, so the fast
 multi-tensor implementation in ``torchzero`` can be checked against them. This module must stay
 independent of ``torchzero``: it imports only ``torch`` and ``math``.
 
@@ -13,7 +13,7 @@ Conventions:
 Spec ambiguities and the readings chosen here (each is repeated where it applies):
 
 1. ``min_size`` and ``inverse_dims`` only apply to per-tensor groups; ``dim="global"`` is always
-   one group of all elements (the spec nests ``min_size`` under "each tensor on its own").
+   one group of all elements (the semantics page nests ``min_size`` under "each tensor on its own").
 2. A norm ``n`` leaves its slice unchanged unless ``n > 1e-12``. So a NaN norm (from finite input
    only possible for ``"std"``/``"var"`` of a single element) and a negative ``"sum"`` norm also
    leave the slice unchanged, matching "never NaN" and the literal "``n <= 1e-12``".
@@ -28,10 +28,10 @@ Spec ambiguities and the readings chosen here (each is repeated where it applies
 6. "if ``add``" / "if ``mul``" / "if ``max_decay``" in the growth rules mean "is not ``None``"
    (``add=0`` therefore forbids any growth). ``min_value`` reads the same way (0 is a no-op anyway).
 7. ``ClipNormGrowth``: the first step's ``prev_norm = norm(u)`` is not clamped by ``min_value``
-   (the spec clamps only the *new* ``prev_norm`` of later steps). Divisions by a zero
+   (the semantics page clamps only the *new* ``prev_norm`` of later steps). Divisions by a zero
    ``prev_norm`` follow IEEE rules (x/0 = inf, 0/0 = nan) instead of raising.
 8. ``ClipNormByEMA``/``NormalizeByEMA`` with ``tensorwise=False`` have no ``1e-6`` floor on
-   ``allowed`` (the spec gives the floor for tensorwise only).
+   ``allowed`` (the semantics page gives the floor for tensorwise only).
 """
 
 import math
@@ -62,7 +62,7 @@ __all__ = [
     "RefClipNormGrowth",
 ]
 
-#: string ords allowed by the spec
+#: string ords allowed by the semantics page
 ORD_STRINGS: tuple[str, ...] = ("l0", "l1", "l2", "l3", "l4", "linf", "mad", "std", "var", "sum")
 _LP_STRINGS: dict[str, float] = {"l0": 0.0, "l1": 1.0, "l2": 2.0, "l3": 3.0, "l4": 4.0, "linf": math.inf}
 

@@ -35,7 +35,7 @@ class Transform(Module):
     Args:
         defaults: per-parameter settings and their default values.
         target: ``"update"`` (default) transforms the update; ``"grad"`` transforms the gradient
-            (see the clipping spec for the exact meaning).
+            (exactly as "Clipping: exact semantics" in the docs defines it).
         uses_grad: pass the gradients to the methods (evaluating the closure if needed).
         uses_loss: pass the loss to the methods (evaluating the closure if needed).
         inner: modules applied to the tensors between :meth:`update_tensors` and

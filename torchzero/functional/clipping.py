@@ -81,7 +81,7 @@ def scale_by_norm_(
         target: ``max_norm`` (clip) or ``norm_value`` (normalize); one value or one per tensor.
             ``None`` (clip only) means no upper clip.
         ord: parsed norm order (see :func:`~torchzero.functional.norms.parse_ord`).
-        dim: the norm groups (see the clipping spec).
+        dim: the norm groups (see "Clipping: exact semantics" in the docs, docs/guide/clipping_semantics.md).
         inverse_dims: reduce over the dims not selected by ``dim``.
         min_size: slices with fewer elements are left unchanged.
         mode: ``"clip"`` or ``"normalize"``.

@@ -1,4 +1,4 @@
-"""The nine clipping modules against the reference implementations written from the spec.
+"""The nine clipping modules against the reference implementations written from docs/guide/clipping_semantics.md.
 
 Every test feeds a stream of random per-step updates (float64; shapes 0-dim, 1-D, 2-D, 4-D
 conv-like and a zero-size one -- for the EMA/growth modules only with the ords whose norm of an
@@ -143,7 +143,7 @@ def ema_shapes_for(ord: object) -> list[tuple[int, ...]]:
     """Shapes for the EMA modules. ``std``/``var`` of a 0-dim tensor is NaN, and the EMA modules
     have no "tiny norm leaves it unchanged" rule, so both the reference and torchzero give NaN.
     The zero-size tensor only where its norm is a finite number (the reference raises for the inf
-    norm of an empty tensor; the spec does not say what the EMA modules do then)."""
+    norm of an empty tensor; the semantics page does not say what the EMA modules do then)."""
     shapes = [s for s in SHAPES if not (ord in ("std", "var") and s == ())]
     return shapes + ([ZERO_SIZE] if ord in EMPTY_OK_ORDS else [])
 
