@@ -15,6 +15,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _label(data: dict, path: str) -> str:
+    """What a run measured, in words: the non-finite policy it ran with (not its file name)."""
+    policy = data.get("environment", {}).get("nonfinite")
+    if policy is None:
+        policy = "propagate" if "propagate" in os.path.basename(path) else "skip"
+    return {"skip": 'default (nonfinite="skip": finite check each step)', "propagate": 'nonfinite="propagate" (as torch.optim)'}.get(
+        policy, f'nonfinite="{policy}"'
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+")
@@ -24,7 +34,7 @@ def main() -> None:
     for path in args.files:
         with open(path) as f:
             data = json.load(f)
-        label = os.path.splitext(os.path.basename(path))[0]
+        label = _label(data, path)
         runs.append((label, {(r["workload"], r["case"]): r["ratio_median"] for r in data["results"]}))
     keys = sorted({k for _, d in runs for k in d}, key=lambda k: (k[0] != "transformer", k[1]))
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(keys) + 1.5))

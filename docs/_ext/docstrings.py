@@ -7,6 +7,8 @@ Google style as Napoleon reads it. Two things in them need translating for griff
   become *optional* mkdocs-autorefs links: a link where the target is documented on the site,
   plain code where it is not (never a build warning). ``~`` shortens the title to the last
   component, as in Sphinx.
+- "(default: ...)" in an argument's description is dropped (the parameter table shows the
+  default in its own column);
 - a bare web address (a paper in ``References:``) becomes a link;
 - a private base class (``_NormScale``) is left out of a class's bases;
 - an ``Example:`` section header becomes ``Examples:``, the only spelling griffe parses as an
@@ -21,6 +23,8 @@ from typing import Any
 import griffe
 
 EXAMPLE_HEADER = re.compile(r"^(?P<indent>[ \t]*)Example:[ \t]*$", re.MULTILINE)
+#: "(default: ...)" in an argument's description: the parameter table has a Default column.
+DEFAULT_NOTE = re.compile(r"[ \t]*\(default: (?:[^()]|\([^()]*\))*\)")
 #: A bare web address (papers in ``References:``), made a link; one already in a link is left alone.
 URL = re.compile(r"(?<![<(\[\"'`/])(?P<url>https?://[^\s<>()\[\]`]+[^\s<>()\[\]`.,;:])")
 ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|data|mod|obj|exc|const|type):`(?P<tilde>~?)(?P<target>[\w.]+)`")
@@ -52,6 +56,7 @@ def _rewrite(obj: griffe.Object, text: str) -> str:
         return f'<autoref identifier="{html.escape(ident)}" optional><code>{html.escape(title)}</code></autoref>'
 
     text = EXAMPLE_HEADER.sub(r"\g<indent>Examples:", ROLE.sub(repl, text))
+    text = DEFAULT_NOTE.sub("", text)
     return URL.sub(r"<\g<url>>", text)
 
 
