@@ -22,10 +22,17 @@ and lets the script read the clipped gradient back from ``p.grad``. It writes, i
 * ``showdown_<task>.png``: loss curves, and per chain the global gradient norm before and
   after clipping;
 * ``showdown_<task>.csv``: the same per step;
-* ``summary.md``: the tables it prints.
+* ``summary.md``: the tables it prints;
+* ``results.json``: every run's summary, with the commit, date, versions and kernels that made it
+  (``docs/gen_gallery.py`` builds the gallery page from it).
+
+With ``--seeds 0,1,2`` every chain runs once per seed, and a second table gives, per chain,
+medians and ranges over the seeds: in the exploding regime one run is one draw from a chaotic
+process, and only what holds over seeds says something about the chains.
 
     python examples/showdown.py                          # both tasks, every chain
     python examples/showdown.py --tasks rnn --chains adam,clipnorm-global,zclip
+    python examples/showdown.py --seeds 0,1,2            # medians and ranges over three seeds
     python examples/showdown.py --steps 5 --out /tmp/sd  # a smoke test
 """
 from __future__ import annotations
@@ -234,6 +241,7 @@ class Run:
     """What one (task, chain) run recorded, one entry per step."""
 
     chain: str
+    seed: int = 0
     loss: list[float] = field(default_factory=list)
     norm_before: list[float] = field(default_factory=list)  # global gradient norm before the chain
     norm_after: list[float] = field(default_factory=list)  # ... after clipping (NaN on skipped steps)
@@ -269,8 +277,8 @@ def train(task: Task, chain: str, steps: int, seed: int) -> Run:
     params = list(model.parameters())
     opt = tz.Modular(params, *CHAINS[chain].modules(), tz.m.Adam(), tz.m.LR(task.lr))
     next_batch = task.batches(seed)
-    run = Run(chain)
-    bar = tqdm(range(steps), desc=f"{task.name:>3} {chain:<16}", file=sys.stderr, dynamic_ncols=True, mininterval=0.25)
+    run = Run(chain, seed)
+    bar = tqdm(range(steps), desc=f"{task.name:>3} {chain:<16} seed {seed}", file=sys.stderr, dynamic_ncols=True, mininterval=0.25)
     smooth = math.nan
     for step in bar:
         batch = next_batch()
@@ -287,7 +295,7 @@ def train(task: Task, chain: str, steps: int, seed: int) -> Run:
                 warnings.filterwarnings("ignore", message="Modular: skipped a step")
                 opt.step()
         except RuntimeError as e:  # a guard gave up (too many bad steps in a row)
-            run.stopped = f"stopped at step {step + 1}: {str(e).splitlines()[0][:200]}"
+            run.stopped = f"aborted at step {step + 1}: {' '.join(str(e).split())}"
             break
         t3 = time.perf_counter()
         run.train_s += t1 - t0 + t3 - t2
@@ -336,6 +344,7 @@ def summarize(task: Task, run: Run) -> dict[str, Any]:
         "ms": 1000 * run.train_s / max(n, 1),
         "opt_ms": 1000 * run.opt_s / max(n, 1),
         "stopped": run.stopped,
+        "seed": run.seed,
     }
 
 
@@ -346,8 +355,8 @@ def table(task: Task, runs: list[Run]) -> str:
         s = summarize(task, run)
         caught = f"{s['caught']} ({s['clipped']}+{s['skipped']}) {100 * s['caught'] / max(s['steps'], 1):.0f}%"
         rows.append([
-            f"{run.chain} [{CHAINS[run.chain].label}]",
-            f"{s['final']:.4f}",
+            f"{run.chain} [{CHAINS[run.chain].label}]" + (" (aborted)" if run.stopped else ""),
+            f"{s['final']:.4f}" + ("†" if run.stopped else ""),
             "-" if s["hit"] is None else str(s["hit"]),
             caught,
             f"{s['max_norm']:.3g}",
@@ -362,8 +371,44 @@ def table(task: Task, runs: list[Run]) -> str:
 
     out = [line(header), "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"]
     out += [line(r) for r in rows]
-    out += [f"\n{run.chain}: {run.stopped}" for run in runs if run.stopped]
+    out += [f"\n† {run.chain}: {run.stopped}" for run in runs if run.stopped]
     return "\n".join(out)
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """``median [min, max]`` of ``values``, each formatted with ``fmt``."""
+    if not values:
+        return "-"
+    return f"{format(median(values), fmt)} [{format(min(values), fmt)}, {format(max(values), fmt)}]"
+
+
+def seeds_table(task: Task, summaries: dict[str, list[dict[str, Any]]]) -> str:
+    """One row per chain over all seeds: medians and ranges (a single run is one draw from a
+    chaotic process; what holds over seeds is what the chains do)."""
+    n = max(len(v) for v in summaries.values())
+    header = ["chain", "final loss, median [range]", f"reached {task.target:g}", f"median steps to {task.target:g}",
+              "caught, median", "end grad norm, median [range]", "aborted"]
+    rows = []
+    for chain, ss in summaries.items():
+        hits = [s["hit"] for s in ss if s["hit"] is not None]
+        rows.append([
+            f"{chain} [{CHAINS[chain].label}]",
+            _spread([s["final"] for s in ss], ".4f"),
+            f"{len(hits)}/{len(ss)}",
+            f"{median(hits):.0f}" if hits else "-",
+            f"{median(100 * s['caught'] / max(s['steps'], 1) for s in ss):.0f}%",
+            _spread([s["end_norm"] for s in ss], ".3g"),
+            f"{sum(1 for s in ss if s['stopped'])}/{len(ss)}",
+        ])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    out = [f"over {n} seeds:", "", line(header), "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"]
+    out += [line(r) for r in rows]
+    aborted = [f"† {chain} seed {s['seed']}: {s['stopped']}" for chain, ss in summaries.items() for s in ss if s["stopped"]]
+    return "\n".join(out + ([""] + aborted if aborted else []))
 
 
 LEGEND = """\
@@ -374,7 +419,12 @@ caught: steps on which the chain acted on the gradient: a clipping module scaled
   norm after the step) + steps skipped (by SkipOnSpike, or by the non-finite policy).
 max grad norm: the largest global gradient norm before clipping; end grad norm: its median
   over the last 10% of the steps.
-ms/step: forward + backward + opt.step, mean per step; opt.step ms: opt.step alone."""
+ms/step: forward + backward + opt.step, mean per step; opt.step ms: opt.step alone.
+A module that scales the gradient on every step (an EMA- or weight-relative threshold below the
+  gradient's own norm) is "caught" on every step: 100% means the chain always acted, not that
+  every step was a spike.
+aborted (†): a step guard gave up (more bad steps in a row than max_consecutive); the run's
+  numbers are those of the steps before, and its message is printed in full below the table."""
 
 
 # ---------------------------------------------------------------------------------------- plotting
@@ -388,8 +438,8 @@ def plot(task: Task, runs: list[Run], path: Path) -> None:
     rows = math.ceil(len(runs) / cols)
     fig = plt.figure(figsize=(5 * cols, 3.9 + 2.7 * rows), layout="constrained")
     grid = fig.add_gridspec(1 + rows, cols, height_ratios=[1.45] + [1] * rows)
-    tab10 = plt.get_cmap("tab10")
-    palette = [tab10(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)]  # no gray: gray is "before"
+    # distinguishable, also for colour-blind readers (Okabe & Ito), no gray: gray is "before"
+    palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442", "#882255"]
 
     def colors(i: int) -> Any:
         return palette[i % len(palette)]
@@ -416,9 +466,10 @@ def plot(task: Task, runs: list[Run], path: Path) -> None:
             a.plot(sk, [run.norm_before[x - 1] for x in sk], "rx", ms=5, label="skipped")
         a.set_yscale("log")
         s = summarize(task, run)
-        a.set_title(f"{run.chain}: caught {s['caught']}/{s['steps']}", fontsize=9)
+        title = f"{run.chain}: acted on {s['caught']} of {s['steps']} steps"
+        a.set_title(title + (" (aborted)" if run.stopped else ""), fontsize=9)
         a.grid(alpha=0.3)
-        a.tick_params(labelsize=7)
+        a.tick_params(which="both", labelsize=7)  # minor tick labels no larger than the major ones
         if i % cols == 0:
             a.set_ylabel("global grad norm", fontsize=8)
         if i >= len(runs) - cols:
@@ -432,10 +483,41 @@ def plot(task: Task, runs: list[Run], path: Path) -> None:
 def write_csv(runs: list[Run], path: Path) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["chain", "step", "loss", "norm_before", "norm_after", "clipped", "skipped"])
+        w.writerow(["chain", "seed", "step", "loss", "norm_before", "norm_after", "clipped", "skipped"])
         for run in runs:
             for i in range(len(run.loss)):
-                w.writerow([run.chain, i + 1, f"{run.loss[i]:.6g}", f"{run.norm_before[i]:.6g}", f"{run.norm_after[i]:.6g}", int(run.clipped[i]), int(run.skipped[i])])
+                w.writerow([run.chain, run.seed, i + 1, f"{run.loss[i]:.6g}", f"{run.norm_before[i]:.6g}", f"{run.norm_after[i]:.6g}", int(run.clipped[i]), int(run.skipped[i])])
+
+
+def write_results(path: Path, per_seed: dict[str, dict[str, list[dict[str, Any]]]], seeds: list[int], steps: int, total: float) -> None:
+    """Every run's summary with what produced it: the commit, the date, the versions and which
+    Adam kernels ran (torchzero's CPU kernel rounds differently from torch's fused one, and the
+    exploding RNN amplifies that: numbers are comparable only between runs that agree here)."""
+    import datetime
+    import json
+    import subprocess
+
+    from torchzero.functional import cpu_kernels
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    meta = {
+        "commit": commit or "unknown",
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "torchzero": tz.__version__,
+        "kernels": "torchzero CPU kernels" if cpu_kernels.library() is not None else "torch fused kernels",
+        "seeds": seeds,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "seconds": round(total),
+    }
+    clean = {t: {c: [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in s.items()} for s in ss]
+                 for c, ss in chains.items()} for t, chains in per_seed.items()}
+    path.write_text(json.dumps({"meta": meta, "tasks": clean}, indent=1))
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -452,6 +534,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per chain and task (default: 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batches (default: 0)")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds: run each chain once per seed and report medians and ranges (overrides --seed)")
     parser.add_argument("--chains", default=",".join(chains), help=f"comma-separated chains (default: all available: {','.join(chains)})")
     parser.add_argument("--tasks", default="rnn,lm", help="comma-separated tasks: rnn, lm (default: rnn,lm)")
     parser.add_argument("--out", default="out/showdown", help="output folder, created if needed (default: out/showdown, which .gitignore ignores)")
@@ -461,6 +544,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
         parser.error(f"--steps must be >= 1, got {args.steps}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated ints, got {args.seeds!r}")
     chain_names = parse_list(args.chains, chains, "chains", parser)
     task_names = parse_list(args.tasks, list(TASKS), "tasks", parser)
     torch.set_num_threads(args.threads)
@@ -472,21 +559,29 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
 
     start = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {}
+    per_seed: dict[str, dict[str, list[dict[str, Any]]]] = {}
     report = []
     for task_name in task_names:
         task = TASKS[task_name]()
-        runs = [train(task, c, args.steps, args.seed) for c in chain_names]
-        text = f"## {task.name}: {task.title}\n\n{table(task, runs)}\n"
+        runs = [train(task, c, args.steps, seed) for seed in seeds for c in chain_names]
+        first = [r for r in runs if r.seed == seeds[0]]
+        summaries = {c: [summarize(task, r) for r in runs if r.chain == c] for c in chain_names}
+        text = f"## {task.name}: {task.title}\n\nseed {seeds[0]}:\n\n{table(task, first)}\n"
+        if len(seeds) > 1:
+            text += f"\n{seeds_table(task, summaries)}\n"
         print("\n" + text, flush=True)
         report.append(text)
-        plot(task, runs, out / f"showdown_{task.name}.png")
+        plot(task, first, out / f"showdown_{task.name}.png")
         write_csv(runs, out / f"showdown_{task.name}.csv")
-        results[task.name] = [summarize(task, r) for r in runs]
+        results[task.name] = [summarize(task, r) for r in first]
+        per_seed[task.name] = summaries
     total = time.perf_counter() - start
-    footer = f"{LEGEND}\n\nseed {args.seed}, {args.steps} steps per chain, {torch.get_num_threads()} thread(s); total {total:.0f} s"
+    seeds_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+    footer = f"{LEGEND}\n\n{seeds_text}, {args.steps} steps per chain, {torch.get_num_threads()} thread(s); total {total:.0f} s"
     print(footer)
     (out / "summary.md").write_text("\n".join(report) + "\n```\n" + footer + "\n```\n")
-    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir() if p.name.startswith('showdown_') or p.name == 'summary.md'))} to {out}/")
+    write_results(out / "results.json", per_seed, seeds, args.steps, total)
+    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir() if p.name.startswith('showdown_') or p.name in ('summary.md', 'results.json')))} to {out}/")
     return results
 
 

@@ -130,6 +130,7 @@ SLOW: list[tuple[str, str]] = [
     ("tests/test_soak.py", "10,000 steps"),
     ("tests/test_examples.py", "runs the example scripts"),
     ("tests/test_examples_showdown.py", "runs the example scripts"),
+    ("tests/test_examples_gallery.py::test_fresh_runs", "trains the showdown's chains over several seeds"),
     ("tests/test_site.py", "builds the documentation site"),
     ("tests/core/test_state_check.py::test_case_fails_cleanly_or_steps", "a subprocess per kernel choice"),
     ("tests/core/test_checkpoint.py::test_resume_in_new_process", "a new process"),
