@@ -8,7 +8,9 @@ kernel's ``grad_scale``. Anything else goes through the general chain. Both path
 same per-parameter state, so a run may switch between them at any step, and tests check that
 they agree.
 
-Modules opt in with a class attribute ``FUSED_ROLE`` (``"scale"``, ``"adam"``,
+Modules opt in with a class attribute ``FUSED_ROLE``, the set ``FUSED_OPTIONS`` of settings their
+``fused_spec`` handles (a module with any other setting is not fused: a new option can't be
+silently ignored by the fast path), (``"scale"``, ``"adam"``,
 ``"decoupled_weight_decay"`` or ``"lr"``) and a method ``fused_spec(settings) -> dict | None``
 that returns the numbers the kernel needs for a param group, or ``None`` when the current
 settings can't be fused.
@@ -51,6 +53,9 @@ def plan(modules: Sequence[Module]) -> FusedAdam | None:
         return None
     if any(m.children for m in modules):
         return None
+    chain = [m for m in (scale, adam, wd, modules[i]) if m is not None]
+    if any(not set(m.defaults) <= getattr(type(m), "FUSED_OPTIONS", frozenset()) for m in chain):
+        return None  # a setting the fused form doesn't know: it can't promise the same result
     return FusedAdam(scale, adam, wd, modules[i])
 
 

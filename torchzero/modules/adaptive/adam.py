@@ -69,6 +69,9 @@ class Adam(Transform):
 
     INNER_ON_TENSORS = False
     FUSED_ROLE = "adam"
+    #: The settings ``fused_spec`` handles (maps to the kernel, or declines for); a setting not
+    #: listed here makes the fast path decline for chains with this module.
+    FUSED_OPTIONS = frozenset({"beta1", "beta2", "eps", "amsgrad", "alpha", "pow", "debiased"})
     STATE_KEYS = {"step": "step", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
     OPTIONAL_STATE_KEYS = {"max_exp_avg_sq": "like_param"}
     TENSOR_SETTINGS = ("beta1", "beta2")  # torch.optim.Adam accepts Tensor betas

@@ -78,6 +78,9 @@ class _NormScale(Transform):
     MODE = "clip"
     TARGET_KEY = "max_norm"
     FUSED_ROLE = "scale"
+    #: The settings ``fused_spec`` handles (with ``dim="global"`` there is one group of all
+    #: elements: ``inverse_dims`` has no dims to invert, and ``min_size`` is checked below).
+    FUSED_OPTIONS = frozenset({"max_norm", "norm_value", "ord", "dim", "inverse_dims", "min_size"})
     PROBES_GRAD = True
 
     def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ class LR(Transform):
     GROUP_KEYS = ("lr",)
     TENSOR_SETTINGS = ("lr",)
     FUSED_ROLE = "lr"
+    FUSED_OPTIONS = frozenset({"lr"})
 
     def __init__(self, lr: float = 1e-3):
         super().__init__({"lr": lr})
