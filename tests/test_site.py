@@ -24,7 +24,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
+        # not -q: a quiet build doesn't count warnings, so --strict would let them pass
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -87,3 +88,9 @@ def test_source_listings_are_not_searched(site: Path) -> None:
 
     docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
     assert docs and not [d["location"] for d in docs if "Source code in" in d["text"]]
+
+
+def test_no_private_base_is_shown(site: Path) -> None:
+    for p in _pages(site):
+        bases = re.findall(r'<p class="doc doc-class-bases">(.*?)</p>', p.read_text(encoding="utf-8"), flags=re.S)
+        assert not [b for b in bases if re.search(r">_\w+</", b)], p

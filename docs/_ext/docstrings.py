@@ -11,7 +11,6 @@ Google style as Napoleon reads it. Two things in them need translating for griff
 - "(default: ...)" in an argument's description is dropped (the parameter table shows the
   default in its own column);
 - a bare web address (a paper in ``References:``) becomes a link;
-- a private base class (``_NormScale``) is left out of a class's bases;
 - an ``Example:`` section header becomes ``Examples:``, the only spelling griffe parses as an
   examples section (so ``>>>`` lines render as Python sessions, not as nested block quotes).
 """
@@ -133,10 +132,6 @@ def _walk(obj: griffe.Object) -> None:
 
 class TorchzeroDocstrings(griffe.Extension):
     """Rewrites the docstrings of a module and all its members once they are loaded."""
-
-    def on_class_instance(self, *, cls: griffe.Class, **kwargs: Any) -> None:
-        # a private base (``_NormScale``) is an implementation detail: list only public ones
-        cls.bases = [b for b in cls.bases if not str(b).rsplit(".", 1)[-1].startswith("_")]
 
     def on_module_members(self, *, mod: griffe.Module, **kwargs: Any) -> None:
         if mod.docstring is not None:

@@ -6,7 +6,8 @@
   formula would show as raw TeX offline.
 - Each API family page starts with a summary table generated from the docstrings
   (``on_page_markdown``: a line ``<!-- summary: <module> -->``).
-- Source listings are left out of the search index (``on_page_content``).
+- Source listings are left out of the search index, and private bases out of the "Bases:"
+  lines (``on_page_content``).
 - The site's name carries torchzero's version (``on_config``), so every page says which
   release it documents.
 """
@@ -105,9 +106,23 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     return _SUMMARY.sub(lambda m: summary_table(m["module"]), markdown)
 
 
+_BASES = re.compile(r'<p class="doc doc-class-bases">\s*Bases:(?P<bases>.*?)</p>', re.S)
+_BASE = re.compile(r"<code>.*?</code>", re.S)
+
+
+def _public_bases(m: re.Match[str]) -> str:
+    """A class's "Bases:" line without private bases (``_NormScale`` is an implementation
+    detail); no line at all when none is left. (Done on the page, not in griffe, which needs the
+    bases to find inherited signatures.)"""
+    kept = [b for b in _BASE.findall(m["bases"]) if not re.search(r">_\w+</", b)]
+    return f'<p class="doc doc-class-bases">\n  Bases: {", ".join(kept)}</p>' if kept else ""
+
+
 def on_page_content(html: str, **kwargs: Any) -> str:
     """Source listings stay on the API pages but out of the search index, so a search for a
-    class finds the class, not every helper whose source mentions it."""
+    class finds the class, not every helper whose source mentions it; private bases are left
+    out of the "Bases:" lines."""
+    html = _BASES.sub(_public_bases, html)
     return html.replace('<details class="mkdocstrings-source">', '<details class="mkdocstrings-source" data-search-exclude>')
 
 

@@ -74,15 +74,14 @@ def _run(c: dict[str, Any], fused: bool | None) -> tuple[list[torch.Tensor], dic
     fused_steps = 0
     plan = opt._fused_plan
     if plan is not None:  # count the steps the fused path really took
-        original = plan.step
+        original = plan.run
 
-        def counting(*args: Any, **kwargs: Any) -> bool:
+        def counting(*args: Any, **kwargs: Any) -> None:
             nonlocal fused_steps
-            took = original(*args, **kwargs)
-            fused_steps += int(took)
-            return took
+            fused_steps += 1
+            original(*args, **kwargs)
 
-        plan.step = counting  # type: ignore[method-assign]
+        plan.run = counting  # type: ignore[method-assign]
     for step in range(4):
         for i, p in enumerate(params):
             p.grad = None if (c["missing_grads"] and i == 1 and step % 2 == 1) else torch.randn(p.shape, generator=g, dtype=p.dtype) * 3

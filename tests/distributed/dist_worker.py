@@ -60,8 +60,8 @@ def task_fsdp(rank: int, world: int, out: str, cases: str) -> None:
             opt = tz.Modular(model.parameters(), *modules, fused=fused)
             calls: list[bool] = []
             if case in FUSED_CASES:  # the fast path must have run (not silently the general chain)
-                real = opt._fused_plan.step
-                opt._fused_plan.step = lambda *a, **k: calls.append(real(*a, **k)) or calls[-1]
+                real = opt._fused_plan.run
+                opt._fused_plan.run = lambda *a, **k: (calls.append(True), real(*a, **k))[1]
             train(model, opt, rank, world, dtype=dtype, poison_step=poison_step(case))
             skipped: list[int] = [0] * world
             dist.all_gather_object(skipped, opt.skipped_steps)

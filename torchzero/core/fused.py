@@ -18,6 +18,7 @@ settings can't be fused.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter, is_
 from typing import Any
@@ -33,7 +34,7 @@ from .state import values_of
 from .state_check import check_states
 from .steps import advance, step_values
 
-__all__ = ["FusedAdam", "plan"]
+__all__ = ["FusedAdam", "Prepared", "plan"]
 
 
 def plan(modules: Sequence[Module]) -> FusedAdam | None:
@@ -124,19 +125,19 @@ _STATE_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _shape = attrgetter("shape")
 
 
-def _state_lists(states: Sequence[Any]) -> list[list[Any]]:
+def _state_lists(pss: Sequence[Any], path: str) -> list[list[Any]]:
     """For each of :data:`_STATE_KEYS` that some parameter has, its value per parameter
-    (``None`` where a parameter has none yet: before its first step)."""
-    pss, path = getattr(states, "_pss", None), getattr(states, "_path", None)
+    (``None`` where a parameter has none yet: before its first step); ``pss`` are the
+    parameters' flat state dicts (empty ones for parameters without state)."""
     out = []
     for k in _STATE_KEYS:
-        if pss is not None:  # a StateList: one C-level pass over the flat dicts
-            values = list(map(dict.get, pss, repeat(f"{path}.{k}")))
-        else:
-            values = [st.get(k) for st in states]
+        values = list(map(dict.get, pss, repeat(f"{path}.{k}")))  # one C-level pass over the flat dicts
         if any(v is not None for v in values):
             out.append(values)
     return out
+
+
+_NO_STATE: dict[str, Any] = {}
 
 
 def _own_fits(params: list[Tensor], lists: list[list[Any]]) -> bool:
@@ -178,6 +179,16 @@ def _torch_fits(params: list[Tensor], grads: list[Tensor], lists: list[list[Any]
     return True
 
 
+@dataclass
+class Prepared:
+    """A step :meth:`FusedAdam.prepare` found fusable: per group its settings and whether it
+    runs on torchzero's CPU kernel."""
+
+    groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]
+    specs: list[dict[str, Any]]
+    owns: list[bool]
+
+
 class FusedAdam:
     """Runs ``[scale] Adam [WeightDecay] LR`` with torch's fused Adam/AdamW kernels."""
 
@@ -197,43 +208,69 @@ class FusedAdam:
         return spec
 
     def step(self, groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]], l2_norm: Tensor | None = None) -> bool:
-        """Performs the step for ``(group, params, grads)`` triples; ``False`` if it can't.
+        """Performs the step for ``(group, params, grads)`` triples; ``False`` if it can't
+        (:meth:`prepare` then :meth:`run`)."""
+        prepared = self.prepare(groups)
+        if prepared is None:
+            return False
+        self.run(prepared, l2_norm)
+        return True
 
-        ``l2_norm``: the global L2 norm of the gradients if already computed (reused by an L2 clip).
+    def prepare(self, groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]) -> Prepared | None:
+        """Whether this step can run fused, and what it needs; ``None`` if it can't. Changes
+        nothing, so the caller can still skip the step or take the general path.
+
         Under ``torch.compile`` it declines: the compiler fuses the general path, while torch's
         fused kernels are opaque to it (torch.optim's own fused optimizers don't compile either).
+
+        Raises:
+            RuntimeError: an Adam state tensor doesn't fit its parameter (see :mod:`.state_check`).
         """
         if torch.compiler.is_compiling():
-            return False
+            return None
         if any(m._overrides_any for m in self.modules):  # per-parameter overrides: general path
-            return False
-        specs, states, owns = [], [], []
+            return None
+        specs, owns = [], []
         for group, params, grads in groups:
             spec = self._specs(group, params[0])
             if spec is None or (spec.get("weight_decay") and not spec["alpha"]):
-                return False
+                return None
             if not _fusable(params, grads):
-                return False
-            sts = self.adam.state.many(params)
-            lists = _state_lists(sts)
+                return None
+            # read without creating entries: preparing changes nothing, even in opt.state
+            mstate = self.adam.state
+            store, key = mstate._store, mstate._key
+            lists = _state_lists([store.get(key(p)) or _NO_STATE for p in params], mstate._path)
             own = self._own_kernel(params, grads, spec) and _own_fits(params, lists)
             if not own and not _torch_fits(params, grads, lists):
                 # a state that doesn't fit its parameter is an error (named here, before anything
                 # changed); one only laid out otherwise (other strides) takes the general path
-                check_states(self.adam, self.adam.state._path, params, sts, _STATE_KEYS, self.adam.state.describe)
-                return False
+                check_states(self.adam, mstate._path, params, mstate.many(params), _STATE_KEYS, mstate.describe)
+                return None
             specs.append(spec)
-            states.append(sts)
             owns.append(own)
+        if self.scale is not None:
+            spec0 = specs[0]
+            if any(s["scale_target"] != spec0["scale_target"] or s["scale_ord"] != spec0["scale_ord"] for s in specs):
+                return None
+        return Prepared(groups, specs, owns)
 
+    @staticmethod
+    def norm_ord(prepared: Prepared) -> float | None:
+        """The order of the global norm the fused clip measures (``None``: no clip)."""
+        return prepared.specs[0].get("scale_ord")
+
+    def run(self, prepared: Prepared, l2_norm: Tensor | None = None) -> None:
+        """The fused step of :meth:`prepare`'s groups. ``l2_norm``: the global L2 norm of the
+        gradients if the caller computed it already (an L2 clip reuses it)."""
+        groups, specs, owns = prepared.groups, prepared.specs, prepared.owns
+        states = [self.adam.state.many(params) for _, params, _ in groups]
         factor: Tensor | None = None
         self._scratch.reset()
         if self.scale is not None:
             all_grads = [g for _, _, gs in groups for g in gs]
-            spec0 = specs[0]
-            if any(s["scale_target"] != spec0["scale_target"] or s["scale_ord"] != spec0["scale_ord"] for s in specs):
-                return False
-            n = l2_norm if (l2_norm is not None and spec0["scale_ord"] == 2) else global_norm(all_grads, spec0["scale_ord"])
+            ord_ = specs[0]["scale_ord"]
+            n = l2_norm if (l2_norm is not None and ord_ == 2) else global_norm(all_grads, ord_)
         factors = []
         for (group, params, grads), spec, sts, own in zip(groups, specs, states, owns):
             grad_scale: Tensor | None = None  # torch's kernel only
@@ -253,7 +290,6 @@ class FusedAdam:
             self._adam(params, grads, sts, spec, grad_scale, factor if own else None, own)
         if self.scale is not None:
             self.scale.record_stats(norm=[n], factor=factors, is_global=True)
-        return True
 
     def _copy(self, grads: list[Tensor]) -> list[Tensor]:
         if not has_dtensor(grads):

@@ -20,7 +20,6 @@ from .chain import Chain, Chainable, flatten_modules
 from .checkpoint import RECORD_KEY, pack, prepare_load
 from .fused import plan
 from .module import Module
-from .settings import as_scalars, is_uniform, resolve
 from .state import ModuleState, StateStore
 from .state_check import check_grads
 from .sync import host_bool
@@ -278,11 +277,41 @@ class Modular(torch.optim.Optimizer):
 
         Returns:
             The loss returned by the closure, or ``None``.
+
+        The step is a pipeline: collect the gradients, apply the non-finite policy, run the
+        fused form or the chain, apply the update to the parameters.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        groups = self._collect()
+        if not groups:
+            return loss
+        for m in self._modules:
+            if m._last_stats:
+                m._last_stats = {}
+        params = [p for _, gp, _ in groups for p in gp]
+        grads = [g for _, _, gg in groups for g in gg]
+        check_grads(params, grads, self._describe)  # a gradient left from before a parameter changed
+        meta = params[0].is_meta  # no values to check or to fuse over: the modules' ops run as torch.optim's do
+        fused = self._fused_plan.prepare(groups) if self._fused_plan is not None and not meta else None
+        var = Var(params=params, closure=closure, grad=grads, loss=loss)
+        checked = self._check_finite(var, grads, loss, fused, meta)
+        if checked is None:
+            return loss  # skipped
+        var, start, l2_norm = checked
+        if fused is not None:
+            self._fused_plan.run(fused, l2_norm)  # type: ignore[union-attr]
+            return loss
+        update = self._run_chain(var, start)
+        if update is not None:
+            self._apply(params, update)
+        return loss
+
+    def _collect(self) -> list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]:
+        """``(group, params, grads)`` for each group with gradients: the parameters with a
+        ``.grad`` (complex ones as the real views modules see)."""
         groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]] = []
         for group in self.param_groups:
             # comprehensions, not one loop with branches: this runs for every parameter each step
@@ -301,64 +330,58 @@ class Modular(torch.optim.Optimizer):
                     "use a dense layer (e.g. nn.Embedding(sparse=False))"
                 )
             groups.append((group, gp, gg))
-        if not groups:
-            return loss
-        for m in self._modules:
-            if m._last_stats:
-                m._last_stats = {}
-        total_norm = None
-        params = [p for _, gp, _ in groups for p in gp]
-        grads = [g for _, _, gg in groups for g in gg]
-        check_grads(params, grads, self._describe)  # a gradient left from before a parameter changed
-        var = Var(params=params, closure=closure, grad=grads, loss=loss)
+        return groups
+
+    def _check_finite(self, var: Var, grads: list[Tensor], loss: Any, fused: Any, meta: bool) -> tuple[Var, int, Tensor | None] | None:
+        """The non-finite policy: ``None`` if the step is skipped, else ``(var, index of the first
+        module still to run, the global L2 norm if it was computed)``.
+
+        The check reads the gradients once, unless something reads them anyway: a fused L2 clip
+        (its norm is the check) or a stateless first module that reports a probe.
+        """
+        if self.nonfinite == "propagate" or meta:
+            return var, 0, None
         head = self._head
-        i = 0
-        meta = params[0].is_meta  # no values to check or to fuse over: the modules' ops run as torch.optim's do
-        if self.nonfinite != "propagate" and not meta:
-            plan = self._fused_plan
-            check = None
-            if plan is not None and plan.scale is not None:  # the fused clip needs this norm anyway
-                total_norm = check = global_norm(grads, 2.0)
-            elif plan is None and head and getattr(head[0], "PROBES_GRAD", False) and head[0].target == "update" and head[0]._has_copy_form():
-                # a stateless first module reads the gradients anyway: run it first and check
-                # what it measured (its norms, its means) instead of reading them once more
-                var = head[0].step(var)
-                check = head[0].take_grad_probe()
-                i = 1
-            if check is None:
-                check = finite_probe(grads)
-            if not self._finite(check, loss):
-                if i:
-                    head[0]._last_stats = {}  # the statistics of a step that didn't happen
-                return loss
-        if self._fused_plan is not None and not meta and self._fused_plan.step(groups, total_norm):  # declines under torch.compile
-            return loss
-        lr_module = self._trailing_lr
+        start = 0
+        l2_norm = check = None
+        if fused is not None and self._fused_plan.scale is not None and self._fused_plan.norm_ord(fused) == 2:  # type: ignore[union-attr]
+            l2_norm = check = global_norm(grads, 2.0)  # the fused clip needs this norm anyway
+        elif fused is None and head and getattr(head[0], "PROBES_GRAD", False) and head[0].target == "update" and head[0]._has_copy_form():
+            # a stateless first module reads the gradients anyway: run it first and check what
+            # it measured (its norms, its means) instead of reading them once more
+            var = head[0].step(var)
+            check = head[0].take_grad_probe()
+            start = 1
+        if check is None:
+            check = finite_probe(grads)
+        if not self._finite(check, loss):
+            if start:
+                head[0]._last_stats = {}  # the statistics of a step that didn't happen
+            return None
+        return var, start, l2_norm
+
+    def _run_chain(self, var: Var, start: int) -> list[Tensor] | None:
+        """Runs the modules before the trailing ``LR`` from ``start`` on; the update, or ``None``
+        if a module skipped the update."""
+        head = self._head
         # an index, not an iterator: under torch.compile a graph break inside a module (a step
         # guard's host sync) resumes in this loop, and dynamo mishandles a resumed list iterator
+        i = start
         while i < len(head):
             var = head[i].step(var)
             if var.skip_update:
-                return loss
+                return None
             i += 1
         update = var.update if var.update is not None else var.grad
         assert update is not None
-        if lr_module is None:
+        return update
+
+    def _apply(self, params: list[Tensor], update: list[Tensor]) -> None:
+        """Moves the parameters by ``-update``; a trailing ``LR`` multiplies in the same pass."""
+        if self._trailing_lr is None:
             torch._foreach_sub_(params, update)
-            return loss
-        # a trailing LR is folded into the parameter update: one pass instead of two
-        (lr,) = resolve(lr_module.settings_list(params), "lr")
-        lr = as_scalars(lr)
-        if is_uniform(lr) and not isinstance(lr, Tensor):
-            if torch.compiler.is_compiling():
-                # ``u * lr`` lets inductor take lr as an input; a scalar argument of a foreach op
-                # would be specialised, recompiling whenever a scheduler changes lr
-                torch._foreach_sub_(params, [u * lr for u in update])
-            else:
-                torch._foreach_add_(params, update, alpha=-lr)
         else:
-            torch._foreach_sub_(params, torch._foreach_mul(update, lr if is_uniform(lr) else list(lr)))
-        return loss
+            self._trailing_lr.step_params(params, update)
 
     @property
     def skipped_steps(self) -> int:

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ...core.settings import as_scalars, is_uniform, resolve
 from ...core.transform import Transform
@@ -59,3 +60,17 @@ class LR(Transform):
         else:
             torch._foreach_mul_(tensors, list(lr))
         return tensors
+
+    def step_params(self, params: list[Tensor], update: list[Tensor]) -> None:
+        """``p -= lr * u`` for each parameter, in one pass: what ``Modular`` does with the update
+        when this module ends the chain (the multiplication folded into the parameter update,
+        instead of :meth:`apply_tensors` followed by ``p -= u``)."""
+        lr = as_scalars(resolve(self.settings_list(params), "lr")[0])
+        if is_uniform(lr) and not isinstance(lr, Tensor):
+            if torch.compiler.is_compiling():
+                # ``u * lr`` lets inductor take lr as an input (see apply_tensors)
+                torch._foreach_sub_(params, [u * lr for u in update])
+            else:
+                torch._foreach_add_(params, update, alpha=-lr)
+        else:
+            torch._foreach_sub_(params, torch._foreach_mul(update, lr if is_uniform(lr) else list(lr)))
