@@ -137,7 +137,9 @@ def test_an_option_the_fused_form_does_not_know_declines() -> None:
 @pytest.mark.parametrize("module", ["Adam", "WeightDecay", "LR", "ClipNorm", "Normalize"])
 def test_every_option_of_a_fused_module_is_known_to_the_fused_form(module: str) -> None:
     """A new option added to one of these modules must be handled by its ``fused_spec`` (and
-    listed in ``FUSED_OPTIONS``), or the fast path declines for every chain with that module."""
+    listed in its ``CAPABILITIES.fused_options``), or the fast path declines for every chain
+    with that module."""
     cls = getattr(tz.m, module)
     m = cls(0.01) if module in ("WeightDecay", "ClipNorm") else cls()
-    assert set(m.defaults) <= set(cls.FUSED_OPTIONS), set(m.defaults) - set(cls.FUSED_OPTIONS)
+    known = cls.CAPABILITIES.fused_options
+    assert set(m.defaults) <= known, set(m.defaults) - known

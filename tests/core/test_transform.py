@@ -180,7 +180,7 @@ def _trajectory(factory, copy_form: bool, monkeypatch):
     params = make_params([(4, 5), (3,), (), (0, 2), (2, 3, 3)])
     module = factory()
     if not copy_form:
-        monkeypatch.setattr(module, "_has_copy_form", lambda: False)
+        monkeypatch.setattr(module, "has_copy_form", lambda: False)
     opt = tz.Modular(params, module, InPlaceTwice(), tz.m.LR(0.1))
     for s in range(4):
         set_grads(params, s)
@@ -198,7 +198,7 @@ def test_copy_form_equals_in_place_form(name, monkeypatch):
     """The first module reads p.grad and returns new tensors; bitwise what clone + in place gives."""
     a, opt_a = _trajectory(COPY_FORMS[name], True, monkeypatch)
     b, opt_b = _trajectory(COPY_FORMS[name], False, monkeypatch)
-    assert opt_a.chain.modules[0]._has_copy_form()
+    assert opt_a.chain.modules[0].has_copy_form()
     for x, y in zip(a, b):
         assert torch.equal(x, y)
     sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]

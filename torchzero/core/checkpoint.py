@@ -140,11 +140,11 @@ def _convert(opt: Modular, p: Tensor, index: Any, path: str, module: Module, sta
     t = opt._key(p)  # the tensor modules see (the real view of a complex parameter)
     where = f"state of module {path!r} ({type(module).__name__}) for {_param_label(opt, p, index)}"
     out: dict[str, Any] = {}
-    required = getattr(module, "STATE_KEYS", {})
+    required = module.STATE_KEYS
     missing = [k for k in required if k not in state]
     if state and missing:
         raise _fail(f"{where} lacks {missing}; it has {sorted(state)}")
-    declared = {**required, **getattr(module, "OPTIONAL_STATE_KEYS", {})}
+    declared = {**required, **module.OPTIONAL_STATE_KEYS}
     for key, v in state.items():
         kind = declared.get(key)
         if kind == "like_param" and not isinstance(v, Tensor):

@@ -1,17 +1,17 @@
 """The fused fast path: common chain shapes run through torch's fused optimizer kernels.
 
 A chain of the shape ``[scale-only clip] Adam [decoupled WeightDecay] LR`` is recognised at
-construction (:func:`plan`) by the modules' ``FUSED_ROLE`` and, on each step where every
+construction (:func:`plan`) by the modules' declared fused role and, on each step where every
 setting allows it (:meth:`FusedAdam.step`), runs as one ``torch._fused_adam_`` /
 ``torch._fused_adamw_`` call per (device, dtype) with a global clip factor folded into the
 kernel's ``grad_scale``. Anything else goes through the general chain. Both paths keep the
 same per-parameter state, so a run may switch between them at any step, and tests check that
 they agree.
 
-Modules opt in with a class attribute ``FUSED_ROLE``, the set ``FUSED_OPTIONS`` of settings their
-``fused_spec`` handles (a module with any other setting is not fused: a new option can't be
-silently ignored by the fast path), (``"scale"``, ``"adam"``,
-``"decoupled_weight_decay"`` or ``"lr"``) and a method ``fused_spec(settings) -> dict | None``
+Modules opt in by declaring ``CAPABILITIES = Capabilities(fused_role=..., fused_options=...)``
+(the role ``"scale"``, ``"adam"``, ``"decoupled_weight_decay"`` or ``"lr"``; the settings their
+``fused_spec`` handles: a module with any other setting is not fused, so a new option can't be
+silently ignored by the fast path) and a method ``fused_spec(settings) -> dict | None``
 that returns the numbers the kernel needs for a param group, or ``None`` when the current
 settings can't be fused.
 """
@@ -39,7 +39,7 @@ __all__ = ["FusedAdam", "Prepared", "plan"]
 
 def plan(modules: Sequence[Module]) -> FusedAdam | None:
     """A fused plan for ``modules`` (the flattened top-level chain), or ``None``."""
-    roles = [getattr(m, "FUSED_ROLE", None) for m in modules]
+    roles = [m.CAPABILITIES.fused_role for m in modules]
     i = 0
     scale = None
     if i < len(roles) and roles[i] == "scale":
@@ -55,7 +55,7 @@ def plan(modules: Sequence[Module]) -> FusedAdam | None:
     if any(m.children for m in modules):
         return None
     chain = [m for m in (scale, adam, wd, modules[i]) if m is not None]
-    if any(not set(m.defaults) <= getattr(type(m), "FUSED_OPTIONS", frozenset()) for m in chain):
+    if any(not set(m.defaults) <= m.CAPABILITIES.fused_options for m in chain):
         return None  # a setting the fused form doesn't know: it can't promise the same result
     return FusedAdam(scale, adam, wd, modules[i])
 
@@ -228,7 +228,7 @@ class FusedAdam:
         """
         if torch.compiler.is_compiling():
             return None
-        if any(m._overrides_any for m in self.modules):  # per-parameter overrides: general path
+        if any(m.has_overrides for m in self.modules):  # per-parameter overrides: general path
             return None
         specs, owns = [], []
         for group, params, grads in groups:

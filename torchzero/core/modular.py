@@ -75,10 +75,10 @@ def _unwrap_chains(modules: list[Module]) -> list[Module]:
 
 
 def _check_guards_first(chain: Chain) -> None:
-    """Step guards (``GUARD = True``) must come before every other module, at the top level."""
+    """Step guards (``Capabilities(guard=True)``) must come before every other module, at the top level."""
     seen_other = None
     for m in chain.modules:
-        if getattr(m, "GUARD", False):
+        if m.CAPABILITIES.guard:
             if seen_other is not None:
                 raise ValueError(
                     f"Modular: {type(m).__name__} must come before {type(seen_other).__name__}: a guard skips the whole "
@@ -88,7 +88,7 @@ def _check_guards_first(chain: Chain) -> None:
             seen_other = m
     top = {id(m) for m in chain.modules}
     for _, m in chain.named_modules():
-        if getattr(m, "GUARD", False) and id(m) not in top:
+        if m.CAPABILITIES.guard and id(m) not in top:
             raise ValueError(f"Modular: {type(m).__name__} is a step guard and must be at the top level of the chain, first")
 
 
@@ -172,7 +172,7 @@ class Modular(torch.optim.Optimizer):
         _check_guards_first(self.chain)
         for _, m in self.chain.named_modules():
             if id(m) not in top:
-                m._hidden_group_keys = frozenset(defaults)
+                m.hide_group_keys(frozenset(defaults))
         self._real: dict[Tensor, Tensor] = {}
         self._param_of: dict[Tensor, Tensor] = {}
         self._param_names: dict[Tensor, str] = {}
@@ -182,7 +182,7 @@ class Modular(torch.optim.Optimizer):
         self._bind_state()
         self._modules = [m for _, m in self.chain.named_modules()]
         last = self.chain.modules[-1]
-        self._trailing_lr = last if getattr(last, "FUSED_ROLE", None) == "lr" else None
+        self._trailing_lr = last if last.CAPABILITIES.fused_role == "lr" else None
         self._head = self.chain.modules[:-1] if self._trailing_lr is not None else self.chain.modules
         for m in self._modules:
             m.full_stats = full_stats
@@ -289,8 +289,7 @@ class Modular(torch.optim.Optimizer):
         if not groups:
             return loss
         for m in self._modules:
-            if m._last_stats:
-                m._last_stats = {}
+            m.clear_stats()
         params = [p for _, gp, _ in groups for p in gp]
         grads = [g for _, _, gg in groups for g in gg]
         check_grads(params, grads, self._describe)  # a gradient left from before a parameter changed
@@ -346,7 +345,7 @@ class Modular(torch.optim.Optimizer):
         l2_norm = check = None
         if fused is not None and self._fused_plan.scale is not None and self._fused_plan.norm_ord(fused) == 2:  # type: ignore[union-attr]
             l2_norm = check = global_norm(grads, 2.0)  # the fused clip needs this norm anyway
-        elif fused is None and head and getattr(head[0], "PROBES_GRAD", False) and head[0].target == "update" and head[0]._has_copy_form():
+        elif fused is None and head and head[0].CAPABILITIES.probes_grad and head[0].target == "update" and head[0].has_copy_form():
             # a stateless first module reads the gradients anyway: run it first and check what
             # it measured (its norms, its means) instead of reading them once more
             var = head[0].step(var)
@@ -356,7 +355,7 @@ class Modular(torch.optim.Optimizer):
             check = finite_probe(grads)
         if not self._finite(check, loss):
             if start:
-                head[0]._last_stats = {}  # the statistics of a step that didn't happen
+                head[0].clear_stats()  # the statistics of a step that didn't happen
             return None
         return var, start, l2_norm
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..utils.validation import as_setting
+from .capabilities import Capabilities
 from .state import ModuleState
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class Module(ABC):
         global_state: state that is not per parameter (e.g. a step counter).
         children: named sub-modules (``inner`` modules, the members of a chain).
     """
+
+    #: What ``Modular`` needs to know about this module (a step guard, a part of the fused
+    #: chain, a gradient probe): declared here, read only through it.
+    CAPABILITIES: Capabilities = Capabilities()
 
     #: Setting names this module publishes into every param group of a :class:`Modular`
     #: (with its default value), so ``torch.optim.lr_scheduler`` can find and change them.
@@ -91,6 +96,23 @@ class Module(ABC):
         self._hidden_group_keys: frozenset[str] = frozenset()
         self._last_stats: dict[str, Any] = {}
         self.full_stats = False
+
+    # ----------------------------------------------------------------- what Modular tells a module
+    def hide_group_keys(self, keys: frozenset[str]) -> None:
+        """Param-group keys this module does not read (``Modular`` calls it for nested modules:
+        a top-level module's published key, such as ``"lr"``, is not a nested module's setting)."""
+        self._hidden_group_keys = frozenset(keys)
+
+    def clear_stats(self) -> None:
+        """Forgets the statistics of the last step (``Modular`` calls it before each step, and
+        after a step that was skipped)."""
+        if self._last_stats:
+            self._last_stats = {}
+
+    @property
+    def has_overrides(self) -> bool:
+        """Whether some parameter has settings of its own (:meth:`set_param_groups`)."""
+        return self._overrides_any
 
     # ----------------------------------------------------------------- settings
     def normalize_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def mismatch(t: Tensor, p: Tensor) -> str | None:
 def like_param_keys(module: Any) -> tuple[str, ...]:
     """The state keys ``module`` declares shaped like the parameter (``"like_param"`` in its
     ``STATE_KEYS`` or ``OPTIONAL_STATE_KEYS``)."""
-    declared = {**getattr(module, "STATE_KEYS", {}), **getattr(module, "OPTIONAL_STATE_KEYS", {})}
+    declared = {**module.STATE_KEYS, **module.OPTIONAL_STATE_KEYS}
     return tuple(k for k, kind in declared.items() if kind == "like_param")
 
 

@@ -70,10 +70,6 @@ class Transform(Module):
         super().__init_subclass__(**kwargs)
         cls._LIKE_PARAM_KEYS = like_param_keys(cls)
 
-    #: The module keeps no state (statistics aside) and its copy form reports a gradient probe
-    #: (:meth:`record_grad_probe`). As the first module of a chain, ``Modular`` then runs it
-    #: before its non-finite check and checks the probe instead of reading the gradients again.
-    PROBES_GRAD: bool = False
 
     def __init__(
         self,
@@ -146,7 +142,8 @@ class Transform(Module):
         probe, self._grad_probe = getattr(self, "_grad_probe", None), None
         return probe
 
-    def _has_copy_form(self) -> bool:
+    def has_copy_form(self) -> bool:
+        """Whether this module implements :meth:`apply_tensors_copy` (and has no children)."""
         return type(self).apply_tensors_copy is not Transform.apply_tensors_copy and not self.children
 
     def apply_inner(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
@@ -187,7 +184,7 @@ class Transform(Module):
     def step(self, var: Var) -> Var:
         if not var.params:
             return var
-        fn_copy = (lambda tensors: self.transform(tensors, var, copy=True)) if self._has_copy_form() else None
+        fn_copy = (lambda tensors: self.transform(tensors, var, copy=True)) if self.has_copy_form() else None
         return apply_to_target(var, self.target, lambda tensors: self.transform(tensors, var), fn_copy)
 
     def extra_repr(self) -> str:

@@ -10,6 +10,7 @@ from torch import Tensor
 from ...core.settings import as_list, host_numbers, is_uniform, resolve
 from ...core.state import StateList, values_of
 from ...core.steps import advance, new_step, step_values
+from ...core.capabilities import Capabilities
 from ...core.transform import Transform
 from ...core.var import Var
 from ...functional.adam import adam_direction, ema_moments_
@@ -68,10 +69,8 @@ class Adam(Transform):
     """
 
     INNER_ON_TENSORS = False
-    FUSED_ROLE = "adam"
-    #: The settings ``fused_spec`` handles (maps to the kernel, or declines for); a setting not
-    #: listed here makes the fast path decline for chains with this module.
-    FUSED_OPTIONS = frozenset({"beta1", "beta2", "eps", "amsgrad", "alpha", "pow", "debiased"})
+    # fused_options: the settings fused_spec handles (maps to the kernel, or declines for)
+    CAPABILITIES = Capabilities(fused_role="adam", fused_options=frozenset({"beta1", "beta2", "eps", "amsgrad", "alpha", "pow", "debiased"}))
     STATE_KEYS = {"step": "step", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
     OPTIONAL_STATE_KEYS = {"max_exp_avg_sq": "like_param"}
     TENSOR_SETTINGS = ("beta1", "beta2")  # torch.optim.Adam accepts Tensor betas

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...core.capabilities import Capabilities
 from ...core.settings import group_by, is_uniform, resolve, subset
 from ...core.transform import Settings, Transform
 from ...functional.clipping import centralize_, clip_value_, scale_by_norm_
@@ -77,11 +78,13 @@ class _NormScale(Transform):
 
     MODE = "clip"
     TARGET_KEY = "max_norm"
-    FUSED_ROLE = "scale"
-    #: The settings ``fused_spec`` handles (with ``dim="global"`` there is one group of all
-    #: elements: ``inverse_dims`` has no dims to invert, and ``min_size`` is checked below).
-    FUSED_OPTIONS = frozenset({"max_norm", "norm_value", "ord", "dim", "inverse_dims", "min_size"})
-    PROBES_GRAD = True
+    # fused_options: with dim="global" there is one group of all elements, so inverse_dims has
+    # no dims to invert and min_size doesn't apply; fused_spec declines any other dim
+    CAPABILITIES = Capabilities(
+        fused_role="scale",
+        fused_options=frozenset({"max_norm", "norm_value", "ord", "dim", "inverse_dims", "min_size"}),
+        probes_grad=True,
+    )
 
     def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any] | None:
         """A global norm scale can be folded into a fused kernel; per-tensor norms can't."""
@@ -251,7 +254,7 @@ class Centralize(Transform):
         optimization technique for deep neural networks. https://arxiv.org/abs/2004.01461
     """
 
-    PROBES_GRAD = True
+    CAPABILITIES = Capabilities(probes_grad=True)
 
     def __init__(self, dim: Dim = None, inverse_dims: bool = False, min_size: int = 2, target: str = "update"):
         super().__init__(dict(dim=dim, inverse_dims=inverse_dims, min_size=min_size), target=target)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...core.capabilities import Capabilities
 from ...core.module import Module
 from ...core.settings import as_list, group_by, resolve
 from ...core.sync import host_bool
@@ -53,7 +54,7 @@ class _StepGuard(Module):
     """Shared by the guards: placement check, counters and the error after too many bad steps."""
 
     #: Modular checks at construction that guards come first in the chain.
-    GUARD = True
+    CAPABILITIES = Capabilities(guard=True)
 
     def _check_first(self, var: Var) -> None:
         if var.update is not None:

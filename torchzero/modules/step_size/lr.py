@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ...core.settings import as_scalars, is_uniform, resolve
+from ...core.capabilities import Capabilities
 from ...core.transform import Transform
 from ...utils.validation import check_number
 
@@ -35,8 +36,7 @@ class LR(Transform):
 
     GROUP_KEYS = ("lr",)
     TENSOR_SETTINGS = ("lr",)
-    FUSED_ROLE = "lr"
-    FUSED_OPTIONS = frozenset({"lr"})
+    CAPABILITIES = Capabilities(fused_role="lr", fused_options=frozenset({"lr"}))
 
     def __init__(self, lr: float = 1e-3):
         super().__init__({"lr": lr})

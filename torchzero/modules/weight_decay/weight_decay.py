@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ...core.capabilities import Capabilities
 from ...core.module import Module
 from ...core.settings import group_by
 from ...core.transform import Transform
@@ -67,8 +68,7 @@ class WeightDecay(Transform):
     """
 
     #: Between ``Adam`` and a trailing ``LR`` it is AdamW's decay: the fused path may run it.
-    FUSED_ROLE = "decoupled_weight_decay"
-    FUSED_OPTIONS = frozenset({"weight_decay", "ord"})
+    CAPABILITIES = Capabilities(fused_role="decoupled_weight_decay", fused_options=frozenset({"weight_decay", "ord"}))
 
     def __init__(self, weight_decay: float, ord: float = 2, target: str = "update"):
         super().__init__(dict(weight_decay=weight_decay, ord=ord), target=target)
