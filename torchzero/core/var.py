@@ -66,14 +66,36 @@ class Var:
             self.update = [g.clone() for g in self.get_grad()]
         return self.update
 
-    def absorb(self, child: Var) -> None:
-        """Takes back what a child ``Var`` learned: a loss or gradients it evaluated, and a skip."""
-        if self.loss is None:
-            self.loss = child.loss
-        if self.grad is None:
-            self.grad = child.grad
-        self.skip_update = self.skip_update or child.skip_update
+    def child(self, update: list[Tensor] | None, idx: list[int] | None = None) -> Var:
+        """A ``Var`` for modules run inside another: the same closure, loss and storage, the
+        given update, and the parameters and gradients at positions ``idx`` (all by default)."""
+        if idx is None:
+            return Var(params=self.params, closure=self.closure, grad=self.grad, update=update, loss=self.loss, storage=self.storage)
+        return Var(
+            params=[self.params[i] for i in idx],
+            closure=self.closure,
+            grad=None if self.grad is None else [self.grad[i] for i in idx],
+            update=update,
+            loss=self.loss,
+            storage=self.storage,
+        )
 
-    def child(self, update: list[Tensor]) -> Var:
-        """A ``Var`` for inner modules: same params, gradients and loss, the given update."""
-        return Var(params=self.params, closure=self.closure, grad=self.grad, update=update, loss=self.loss, storage=self.storage)
+    def absorb(self, child: Var, idx: list[int] | None = None, skip: bool = True) -> None:
+        """Takes back what a ``child`` Var (from :meth:`child`) learned: a loss or gradients it
+        evaluated through the closure (at positions ``idx``), and, with ``skip``, a request to
+        skip the update. The one way results come back from modules run inside another."""
+        if self.loss is None and child.loss is not None:
+            self.loss = child.loss
+        if child.grad is not None and child.grad is not self.grad:
+            if idx is None:
+                if self.grad is None:
+                    self.grad = child.grad
+            else:
+                if self.grad is None:  # the child evaluated the closure: every p.grad is fresh
+                    self.grad = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+                else:
+                    self.grad = list(self.grad)
+                for j, i in enumerate(idx):
+                    self.grad[i] = child.grad[j]
+        if skip:
+            self.skip_update = self.skip_update or child.skip_update

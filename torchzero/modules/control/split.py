@@ -186,24 +186,9 @@ class Split(Module):
             child = self.children.get(name)
             if child is None or not idx:
                 continue
-            sub = Var(
-                params=[params[i] for i in idx],
-                closure=var.closure,
-                grad=None if var.grad is None else [var.grad[i] for i in idx],
-                update=None if var.update is None else [var.update[i] for i in idx],
-                loss=var.loss,
-                storage=var.storage,
-            )
-            sub = child.step(sub)
-            if var.loss is None and sub.loss is not None:
-                var.loss = sub.loss
-            if sub.grad is not None:
-                if var.grad is None:  # the branch evaluated the closure: every p.grad is fresh
-                    var.grad = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-                else:
-                    var.grad = list(var.grad)
-                for j, i in enumerate(idx):
-                    var.grad[i] = sub.grad[j]
+            sub = child.step(var.child(None if var.update is None else [var.update[i] for i in idx], idx))
+            # a branch's skip leaves only its own parameters unchanged (below), not the step
+            var.absorb(sub, idx, skip=False)
             ran.append((idx, sub))
             if sub.skip_update:
                 covered += len(idx)

@@ -21,16 +21,10 @@ def is_chain(value: Any) -> bool:
 
 
 def step_child(child: Module, var: Var, update: list[Tensor]) -> list[Tensor]:
-    """Runs ``child`` on ``var.child(update)`` and returns the child's update.
-
-    A loss or gradients the child evaluated (through the closure) are kept in ``var``, so the
-    closure is not evaluated again by later modules.
-    """
+    """Runs ``child`` on ``var.child(update)`` and returns the child's update; what the child
+    learned (a loss, gradients, a skip) comes back into ``var`` (:meth:`Var.absorb`)."""
     sub = child.step(var.child(update))
-    if var.loss is None and sub.loss is not None:
-        var.loss = sub.loss
-    if var.grad is None and sub.grad is not None:
-        var.grad = sub.grad
+    var.absorb(sub)
     return sub.get_update()
 
 
