@@ -187,8 +187,10 @@ def test_nothing_cites_files_outside_the_repository_or_issue_numbers() -> None:
 
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     # the conformance runner looks for PyTorch's test file in a folder beside the repository: a path, not a citation
-    allowed = {"tests/conformance/run_torch_suite.py", "tests/test_docs.py"}
-    pattern = re.compile(r"\.\./shared|shared/spec|the clipping spec|\bissue #?\d+\b", re.IGNORECASE)
+    allowed = {"tests/conformance/run_torch_suite.py"}
+    # (the pattern is built from parts so that this line doesn't match itself)
+    outside = "|".join([r"\.\." + "/" + "shared", "shared" + "/" + "spec", "the clipping " + "spec", r"\bissue" + r" #?\d+\b"])
+    pattern = re.compile(outside, re.IGNORECASE)
     hits = []
     for name in files:
         if name in allowed or not name.endswith((".py", ".md", ".yml", ".toml", ".c", ".txt")):

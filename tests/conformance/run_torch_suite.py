@@ -2,8 +2,9 @@
 against torchzero: torch's ``OptimizerInfo`` entries for Adam, AdamW, SGD, RMSprop, Adagrad and
 Rprop are pointed at ``tz.Modular`` chains built by ``adapter.py`` from torch's own arguments.
 
-PyTorch's file is not part of this repository: it is read from the shared folder beside the
-repository (``../shared/peer/torch/test_optim.py``) or from the path given. Usage::
+PyTorch's file is not part of this repository: it is read from the path given or, by default,
+from ``peer/torch/test_optim.py`` in a folder named ``shared`` next to the repository's own
+folder. Usage::
 
     python tests/conformance/run_torch_suite.py [path/to/test_optim.py] [-- extra pytest args]
 
