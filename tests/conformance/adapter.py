@@ -34,7 +34,7 @@ class Maximize(tz.Transform):
     def __init__(self, maximize: bool = False):
         super().__init__({"maximize": maximize})
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors, states, settings, ctx):  # type: ignore[no-untyped-def]
         flip = [t for t, s in zip(tensors, settings) if s["maximize"]]
         if flip:
             torch._foreach_neg_(flip)

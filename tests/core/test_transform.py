@@ -15,7 +15,7 @@ class Double(tz.Transform):
         super().__init__({"k": 1.0}, target=target)
         self.seen: list[list[torch.Tensor]] = []
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):
+    def apply_tensors(self, tensors, states, settings, ctx):
         self.seen.append([t.clone() for t in tensors])
         return [t * 2 for t in tensors]  # new tensors, not in place
 
@@ -26,8 +26,8 @@ class ReadGrad(tz.Transform):
     def __init__(self):
         super().__init__(uses_grad=True)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):
-        return [g.clone() for g in grads]
+    def apply_tensors(self, tensors, states, settings, ctx):
+        return [g.clone() for g in ctx.grads]
 
 
 class AddState(tz.TensorwiseTransform):
@@ -36,10 +36,13 @@ class AddState(tz.TensorwiseTransform):
     def __init__(self, alpha=1.0):
         super().__init__({"alpha": alpha})
 
-    def update_tensor(self, tensor, param, grad, loss, state, setting):
-        state["sum"] = state.get("sum", torch.zeros_like(tensor)) + tensor
+    def init_state(self, tensor, setting):
+        return {"sum": torch.zeros_like(tensor)}
 
-    def apply_tensor(self, tensor, param, grad, loss, state, setting):
+    def update_tensor(self, tensor, state, setting, ctx, i):
+        state["sum"] = state["sum"] + tensor
+
+    def apply_tensor(self, tensor, state, setting, ctx, i):
         return tensor + setting["alpha"] * state["sum"]
 
 
@@ -155,7 +158,7 @@ def test_module_repr():
 class InPlaceTwice(tz.Transform):
     """Doubles the update in place: any update tensor that aliased ``p.grad`` would change it."""
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):
+    def apply_tensors(self, tensors, states, settings, ctx):
         torch._foreach_mul_(tensors, 2.0)
         return tensors
 

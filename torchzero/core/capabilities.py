@@ -25,7 +25,7 @@ class Capabilities:
         fused_options: the settings ``fused_spec`` handles; a module with any other setting is
             not fused (a new option can't be silently ignored by the fast path).
         probes_grad: keeps no state and, in its copy form, reports a gradient probe
-            (``record_grad_probe``): as the first module it runs before the non-finite check,
+            (``ctx.report_finite``): as the first module it runs before the non-finite check,
             which then reads its probe instead of the gradients.
     """
 

@@ -30,9 +30,9 @@ from ..functional.clipping import norm_factor
 from ..functional.norms import global_norm, has_dtensor, is_dtensor
 from ..functional import cpu_kernels
 from .module import Module
-from .state import values_of
+from .state import StateList, values_of
 from .state_check import check_states
-from .steps import advance, step_values
+from .steps import step_values
 
 __all__ = ["FusedAdam", "Prepared", "plan"]
 
@@ -322,7 +322,7 @@ class FusedAdam:
         self,
         params: list[Tensor],
         grads: list[Tensor],
-        states: list[dict[str, Any]],
+        states: StateList,
         spec: dict[str, Any],
         grad_scale: Tensor | None,
         factor: Tensor | None,
@@ -330,12 +330,12 @@ class FusedAdam:
     ) -> None:
         amsgrad = spec["amsgrad"]
         step_tensors = []
-        self.adam.init_state(params, states)  # type: ignore[attr-defined]
+        adam = self.adam
+        # the module's own state setup (initializer, step counters, max_exp_avg_sq)
+        adam.start_states(params, states, adam.settings_list(params))  # type: ignore[attr-defined]
         if amsgrad:
-            for p, st in zip(params, states):
-                if "max_exp_avg_sq" not in st:
-                    st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        counts = step_values(advance(states, owner=self.adam), owner=self.adam)
+            adam.add_max_exp_avg_sq(states)  # type: ignore[attr-defined]
+        counts = step_values(states["step"], owner=adam)
         steps = [int(counts)] * len(params) if isinstance(counts, float) else [int(t) for t in counts]
         if own:
             self._own_adam(params, grads, states, steps, spec, factor)

@@ -17,26 +17,13 @@ from torch import Tensor
 
 from ..utils.validation import as_setting
 from .capabilities import Capabilities
+from .settings import Settings
 from .state import ModuleState
 
 if TYPE_CHECKING:
     from .var import Var
 
-__all__ = ["Module", "SettingsList"]
-
-
-class SettingsList(list):
-    """Per-parameter settings (ChainMaps), in order, as :meth:`Module.settings_list` returns them.
-
-    ``single`` is the first ChainMap when all of them were one param group's without overrides
-    when the list was built (:func:`~torchzero.core.settings.resolve` then reads one), else ``None``.
-    """
-
-    def __init__(self, items: Iterable[ChainMap[str, Any]] = ()):
-        super().__init__(items)
-        first = self[0] if self else None
-        group = None if first is None else first.maps[1]
-        self.single = first if first is not None and all(s.maps[1] is group and not s.maps[0] for s in self) else None
+__all__ = ["Module"]
 
 
 class Module(ABC):
@@ -90,7 +77,7 @@ class Module(ABC):
         # settings_list's last answer; any change to which ChainMap a parameter has, or to
         # overrides, bumps the version and so invalidates it
         self._settings_version = 0
-        self._settings_cache: tuple[tuple[int, ...], int, SettingsList] | None = None
+        self._settings_cache: tuple[tuple[int, ...], int, Settings] | None = None
         self._params: list[Tensor] = []
         self._overrides_any = False
         self._hidden_group_keys: frozenset[str] = frozenset()
@@ -185,17 +172,17 @@ class Module(ABC):
         # (and so are packed step counters: torchzero.core.steps)
         return {**self.__dict__, "_settings_cache": None, "_step_block": None}
 
-    def settings_list(self, params: list[Tensor]) -> list[ChainMap[str, Any]]:
-        """``[self.settings(p) for p in params]``, cached for the same parameters from step to
-        step (the ChainMaps are live views: values changed in a param group are seen); a
-        :class:`SettingsList` outside ``torch.compile``."""
+    def settings_list(self, params: list[Tensor]) -> Settings:
+        """The :class:`~torchzero.core.settings.Settings` of ``params``, cached for the same
+        parameters from step to step (the ChainMaps are live views: values changed in a param
+        group are seen)."""
         if torch.compiler.is_compiling():  # the compiler guards on what it reads; no ids
-            return [self.settings(p) for p in params]
+            return Settings([self.settings(p) for p in params])
         key = tuple(map(id, params))
         cached = self._settings_cache
         if cached is not None and cached[1] == self._settings_version and cached[0] == key:
             return cached[2]
-        out = SettingsList(self.settings(p) for p in params)
+        out = Settings(self.settings(p) for p in params)
         self._settings_cache = (key, self._settings_version, out)
         return out
 

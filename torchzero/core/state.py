@@ -275,6 +275,21 @@ class StateList(list):
         self._pss = pss
         self._path = path
 
+    def __getitem__(self, key: Any) -> Any:
+        """``states[i]``: parameter ``i``'s state; ``states["key"]``: ``key``'s value in every
+        parameter's state, as a list."""
+        if type(key) is str:
+            return list(map(itemgetter(f"{self._path}.{key}"), self._pss))
+        return list.__getitem__(self, key)
+
+    def missing(self, key: str) -> list[int]:
+        """Positions of the states that have no ``key`` (for state an option creates when it is
+        switched on later, such as Adam's ``max_exp_avg_sq``)."""
+        if self.has_all(key):
+            return []
+        full = f"{self._path}.{key}"
+        return [i for i, ps in enumerate(self._pss) if full not in ps]
+
     def values_of(self, key: str) -> list[Any]:
         """``[view[key] for view in self]``, without a Python call per parameter.
 
@@ -336,11 +351,12 @@ class ModuleState:
     def __getitem__(self, p: Tensor) -> ModuleView:
         return ModuleView(self._store[self._key(p)], self._path)
 
-    def many(self, params: list[Tensor]) -> list[ModuleView]:
+    def many(self, params: list[Tensor]) -> StateList:
         """``[self[p] for p in params]``, reused from step to step while no parameter's state
         was replaced."""
         if torch.compiler.is_compiling():  # the compiler guards on what it reads: no cache
-            return [self[p] for p in params]
+            pss = [self._store[self._key(p)] for p in params]
+            return StateList([ModuleView(ps, self._path) for ps in pss], pss, self._path)
         key = tuple(map(id, params))
         cached = self._cache
         if cached is not None and cached[1] == self._store.version and cached[0] == key:

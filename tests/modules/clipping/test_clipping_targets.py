@@ -69,8 +69,8 @@ class Probe(tz.Transform):
         self.seen_grads: list[list[Tensor]] = []
         self.seen_updates: list[list[Tensor]] = []
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        self.seen_grads.append([g.clone() for g in grads])
+    def apply_tensors(self, tensors, states, settings, ctx):  # type: ignore[no-untyped-def]
+        self.seen_grads.append([g.clone() for g in ctx.grads])
         self.seen_updates.append([t.clone() for t in tensors])
         return tensors
 

@@ -5,11 +5,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import group_by, resolve, subset
-from ...core.state import values_of
-from ...core.steps import advance, new_step, step_list
-from ...core.transform import Transform
+from ...core.settings import as_list
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.adagrad import adagrad_accumulate_, adagrad_denominator, adagrad_step_size
 from ...functional._scalars import is_value
 from ...utils.validation import check_bool, check_number
@@ -118,28 +117,24 @@ class Adagrad(Transform):
             if key in s and s[key] is not None:
                 check_number(key, s[key], owner=o, min=0.0, max=1.0, max_inclusive=False)
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        (init,) = resolve(settings, "initial_accumulator_value")
-        inits = init if isinstance(init, list) else None
-        for i, (t, st) in enumerate(zip(tensors, states)):
-            if "sum" not in st:
-                st["step"] = new_step()
-                value = init if inits is None else inits[i]
-                st["sum"] = torch.full_like(t, value, memory_format=torch.preserve_format)
-        advance(states, owner=self)
-        for (pow_, _, _, beta, decay), idx in group_by(settings, *_STRUCTURE):
-            adagrad_accumulate_([states[i]["sum"] for i in idx], [tensors[i] for i in idx], pow_, beta, decay)
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return {"sum": torch.full_like(tensor, setting["initial_accumulator_value"], memory_format=torch.preserve_format)}
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        lr_decay, eps, alpha = resolve(settings, "lr_decay", "eps", "alpha")
-        all_steps = step_list(values_of(states, "step"), owner=self)
-        for (pow_, use_sqrt, divide, _, _), idx in group_by(settings, *_STRUCTURE):
-            sts = [states[i] for i in idx]
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        sums = states["sum"]
+        for (pow_, _, _, beta, decay), idx in settings.groups(*_STRUCTURE):
+            adagrad_accumulate_([sums[i] for i in idx], [tensors[i] for i in idx], pow_, beta, decay)
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        all_steps = as_list(ctx.step, len(tensors))
+        sums = states["sum"]
+        for (pow_, use_sqrt, divide, _, _), idx in settings.groups(*_STRUCTURE):
+            sub = settings.subset(idx)
             steps = [all_steps[i] for i in idx]
-            denom = adagrad_denominator([st["sum"] for st in sts], subset(eps, idx), pow_, use_sqrt, steps if divide else None)
+            denom = adagrad_denominator([sums[i] for i in idx], sub["eps"], pow_, use_sqrt, steps if divide else None)
             ts = [tensors[i] for i in idx]
             torch._foreach_div_(ts, denom)
-            scale = adagrad_step_size(subset(alpha, idx), subset(lr_decay, idx), steps)
+            scale = adagrad_step_size(sub["alpha"], sub["lr_decay"], steps)
             if not is_value(scale, 1.0):
                 torch._foreach_mul_(ts, scale)
         return tensors

@@ -1,17 +1,15 @@
 """``Adam``: adaptive moment estimation (Kingma & Ba, 2014)."""
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ...core.settings import as_list, host_numbers, is_uniform, resolve
-from ...core.state import StateList, values_of
-from ...core.steps import advance, new_step, step_values
 from ...core.capabilities import Capabilities
-from ...core.transform import Transform
+from ...core.settings import PerTensor, host_numbers
+from ...core.transform import Context, Settings, States, Transform
 from ...core.var import Var
 from ...functional.adam import adam_direction, ema_moments_
 from ...utils.validation import check_beta, check_bool, check_number
@@ -117,31 +115,29 @@ class Adam(Transform):
             return None  # (eps=0: the fused kernels compute 0/0 = NaN where the general path defines 0)
         return dict(beta1=float(s["beta1"]), beta2=float(s["beta2"]), eps=s["eps"], amsgrad=s["amsgrad"], alpha=s["alpha"])
 
-    @staticmethod
-    def init_state(tensors: list[Tensor], states: Sequence[MutableMapping[str, Any]]) -> None:
-        """Creates the state of parameters that have none yet: the step counter (a 0-dim tensor,
-        as ``torch.optim.Adam`` keeps it) and the moments, laid out like the tensors."""
-        if isinstance(states, StateList) and states.has_all("exp_avg"):
-            return
-        for t, st in zip(tensors, states):
-            if "exp_avg" not in st:
-                st["step"] = new_step()
-                st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-                st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        st = {"exp_avg": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
+        st["exp_avg_sq"] = torch.zeros_like(tensor, memory_format=torch.preserve_format)
+        if setting["amsgrad"]:
+            st["max_exp_avg_sq"] = torch.zeros_like(tensor, memory_format=torch.preserve_format)
+        return st
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta1, beta2, pow_, amsgrad = resolve(settings, "beta1", "beta2", "pow", "amsgrad")
+    @staticmethod
+    def add_max_exp_avg_sq(states: States, idx: Sequence[int] | None = None) -> None:
+        """Creates ``max_exp_avg_sq`` where it is missing (``amsgrad`` switched on after the
+        state was made), among the states at ``idx`` (all by default)."""
+        for i in states.missing("max_exp_avg_sq"):
+            if idx is None or i in idx:
+                states[i]["max_exp_avg_sq"] = torch.zeros_like(states[i]["exp_avg_sq"])
+
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        beta1, beta2, pow_, amsgrad = settings.values("beta1", "beta2", "pow", "amsgrad")
         beta1, beta2 = host_numbers(beta1), host_numbers(beta2)
-        self.init_state(tensors, states)
-        advance(states, owner=self)
-        m = values_of(states, "exp_avg")
-        v = values_of(states, "exp_avg_sq")
-        ams = None if is_uniform(amsgrad) and not amsgrad else as_list(amsgrad, len(tensors))
-        if ams is not None:
-            for a, st in zip(ams, states):
-                if a and "max_exp_avg_sq" not in st:
-                    st["max_exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
+        m, v = states["exp_avg"], states["exp_avg_sq"]
+        ams = settings.each("amsgrad") if isinstance(amsgrad, PerTensor) or amsgrad else None
         idx = [] if ams is None else [i for i, a in enumerate(ams) if a]
+        if idx:
+            self.add_max_exp_avg_sq(states, idx)
         vmax = [states[i]["max_exp_avg_sq"] for i in idx]
         self._f32 = {}
         half = [i for i, x in enumerate(m) if x.dtype in _HALF]
@@ -168,30 +164,29 @@ class Adam(Transform):
         f32 = self._f32
         return [f32.get(id(t), t) for t in tensors] if f32 else tensors
 
-    def _direction(self, numerator: list[Tensor], states, settings) -> list[Tensor]:  # type: ignore[no-untyped-def]
-        beta1, beta2, eps, alpha, pow_, amsgrad, debiased = resolve(
-            settings, "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
+    def _direction(self, numerator: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        beta1, beta2, eps, alpha, pow_, amsgrad, debiased = settings.values(
+            "beta1", "beta2", "eps", "alpha", "pow", "amsgrad", "debiased"
         )
         beta1, beta2 = host_numbers(beta1), host_numbers(beta2)
-        step = step_values(values_of(states, "step"), owner=self)
-        if is_uniform(amsgrad) and not amsgrad:
-            v = values_of(states, "exp_avg_sq")
+        if not isinstance(amsgrad, PerTensor) and not amsgrad:
+            v = states["exp_avg_sq"]
         else:
-            v = [st["max_exp_avg_sq"] if a else st["exp_avg_sq"] for st, a in zip(states, as_list(amsgrad, len(states)))]
-        out = adam_direction(numerator, self._working(v), step, beta1, beta2, eps, alpha, pow_, debiased)
+            v = [st["max_exp_avg_sq"] if a else st["exp_avg_sq"] for st, a in zip(states, settings.each("amsgrad"))]
+        out = adam_direction(numerator, self._working(v), ctx.step, beta1, beta2, eps, alpha, pow_, debiased)
         if self._f32:
             self._f32 = {}
-            out = [o if o.dtype == n.dtype else o.to(n.dtype) for o, n in zip(out, values_of(states, "exp_avg"))]
+            out = [o if o.dtype == n.dtype else o.to(n.dtype) for o, n in zip(out, states["exp_avg"])]
         return out
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        return self._direction(self._working(values_of(states, "exp_avg")), states, settings)
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        return self._direction(self._working(states["exp_avg"]), states, settings, ctx)
 
-    def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
+    def transform(self, tensors: list[Tensor], var: Var, copy: bool = False) -> list[Tensor]:
         if "inner" not in self.children:
-            return super().transform(tensors, var)
+            return super().transform(tensors, var, copy)
         # inner modules transform a copy of the first moment, which then replaces it as numerator
-        params, grads, loss, states, settings = self.context(var)
-        self.update_tensors(tensors, params, grads, loss, states, settings)
-        numerator = self.apply_inner([st["exp_avg"].clone() for st in states], var)
-        return self._direction(numerator, states, settings)
+        states, settings, ctx = self.begin(tensors, var)
+        self.update_tensors(tensors, states, settings, ctx)
+        numerator = self.apply_inner([m.clone() for m in states["exp_avg"]], var)
+        return self._direction(numerator, states, settings, ctx)

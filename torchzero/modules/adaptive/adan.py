@@ -5,11 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import resolve
-from ...core.state import values_of
-from ...core.steps import advance, new_step, step_values
-from ...core.transform import Transform
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.adan import adan_
 from ...utils.validation import check_beta, check_number
 
@@ -71,25 +69,10 @@ class Adan(Transform):
         if "eps" in s:
             check_number("eps", s["eps"], owner="Adan", min=0.0)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta1, beta2, beta3, eps = resolve(settings, "beta1", "beta2", "beta3", "eps")
-        for t, st in zip(tensors, states):
-            if "exp_avg" not in st:
-                st["step"] = new_step()
-                st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-                st["exp_avg_diff"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-                st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-                st["prev"] = t.clone()
-        advance(states, owner=self)
-        return adan_(
-            tensors,
-            [st["exp_avg"] for st in states],
-            [st["exp_avg_diff"] for st in states],
-            [st["exp_avg_sq"] for st in states],
-            [st["prev"] for st in states],
-            step_values(values_of(states, "step"), owner=self),
-            beta1,
-            beta2,
-            beta3,
-            eps,
-        )
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        zeros = lambda: torch.zeros_like(tensor, memory_format=torch.preserve_format)  # noqa: E731
+        return {"exp_avg": zeros(), "exp_avg_diff": zeros(), "exp_avg_sq": zeros(), "prev": tensor.clone()}
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        m, diff, v, prev = states["exp_avg"], states["exp_avg_diff"], states["exp_avg_sq"], states["prev"]
+        return adan_(tensors, m, diff, v, prev, ctx.step, *settings.values("beta1", "beta2", "beta3", "eps"))

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import resolve
-from ...core.transform import Transform
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.lion import lion_
 from ...utils.validation import check_beta
 
@@ -56,9 +56,8 @@ class Lion(Transform):
             if key in s:
                 check_beta(key, s[key], owner="Lion")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta1, beta2 = resolve(settings, "beta1", "beta2")
-        for t, st in zip(tensors, states):
-            if "exp_avg" not in st:
-                st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-        return lion_(tensors, [st["exp_avg"] for st in states], beta1, beta2)
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return {"exp_avg": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        return lion_(tensors, states["exp_avg"], *settings.values("beta1", "beta2"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...core.settings import group_by
-from ...core.transform import Transform
+
+from torch import Tensor
+
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.orthogonalize import ORTHOGONALIZE_METHODS, orthogonalize
 from ...utils.validation import MAX_ITERATIONS, check_bool, check_choice, check_int
 
@@ -104,8 +106,8 @@ class Orthogonalize(Transform):
         if "method" in s:
             check_choice("method", s["method"], ORTHOGONALIZE_METHODS, owner=o)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        groups = group_by(settings, *_KEYS)
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        groups = settings.groups(*_KEYS)
         if len(groups) == 1:
             (ns_steps, method, dual, adjust), _ = groups[0]
             return orthogonalize(tensors, ns_steps, method, dual, adjust)

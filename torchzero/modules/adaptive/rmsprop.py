@@ -5,10 +5,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import group_by, resolve, subset
-from ...core.steps import advance, new_step, step_list
-from ...core.transform import Transform
+from ...core.settings import as_list
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.powers import abs_pow
 from ...functional.rmsprop import rmsprop_denominator, rmsprop_moments_, rmsprop_second_moment
 from ...utils.validation import check_beta, check_bool, check_choice, check_number
@@ -113,75 +113,61 @@ class RMSprop(Transform):
         if "init" in s:
             check_choice("init", s["init"], RMSPROP_INITS, owner=o)
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        (smoothing,) = resolve(settings, "smoothing")
-        for (centered, debiased, amsgrad, pow_, init), idx in group_by(settings, *_STRUCTURE):
-            ts = [tensors[i] for i in idx]
-            sts = [states[i] for i in idx]
-            beta = subset(smoothing, idx)
-            # init="update": a new state starts at this update, which is then not averaged in
-            avg = _init_states(ts, sts, centered, pow_, init)
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        # init="update": the averages start at this update, which is then not averaged in
+        if setting["init"] == "update":
+            st = {"exp_avg_sq": abs_pow([tensor], setting["pow"])[0]}
+            if setting["centered"]:
+                st["exp_avg"] = tensor.clone()
+            return st
+        st = {"exp_avg_sq": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
+        if setting["centered"]:
+            st["exp_avg"] = torch.zeros_like(tensor, memory_format=torch.preserve_format)
+        return st
+
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        new = set(ctx.new)
+        for (centered, debiased, amsgrad, pow_, init), idx in settings.groups(*_STRUCTURE):
+            if centered:  # centered switched on after the state was made
+                for i in states.missing("exp_avg"):
+                    if i in idx:
+                        states[i]["exp_avg"] = torch.zeros_like(tensors[i], memory_format=torch.preserve_format)
+            avg = idx if init == "zeros" or not new else [i for i in idx if i not in new]
             if avg:
                 rmsprop_moments_(
-                    [ts[j] for j in avg],
-                    [sts[j]["exp_avg_sq"] for j in avg],
-                    beta if len(avg) == len(ts) else subset(beta, avg),
+                    [tensors[i] for i in avg],
+                    [states[i]["exp_avg_sq"] for i in avg],
+                    settings.subset(avg)["smoothing"],
                     pow_,
-                    [sts[j]["exp_avg"] for j in avg] if centered else None,
+                    [states[i]["exp_avg"] for i in avg] if centered else None,
                 )
             if amsgrad:
-                d = _second_moment(sts, beta, centered, debiased and init == "zeros", pow_)
-                for st, di in zip(sts, d):
-                    if "max_exp_avg_sq" not in st:
-                        st["max_exp_avg_sq"] = torch.zeros_like(di)
-                torch._foreach_maximum_([st["max_exp_avg_sq"] for st in sts], d)
+                d = self._second_moment(states, settings, ctx, idx, centered, debiased and init == "zeros", pow_)
+                for i in states.missing("max_exp_avg_sq"):
+                    if i in idx:
+                        states[i]["max_exp_avg_sq"] = torch.zeros_like(states[i]["exp_avg_sq"])
+                torch._foreach_maximum_([states[i]["max_exp_avg_sq"] for i in idx], d)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        smoothing, eps = resolve(settings, "smoothing", "eps")
-        for (centered, debiased, amsgrad, pow_, init), idx in group_by(settings, *_STRUCTURE):
-            sts = [states[i] for i in idx]
-            debias = debiased and init == "zeros"
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        for (centered, debiased, amsgrad, pow_, init), idx in settings.groups(*_STRUCTURE):
             if amsgrad:
-                d = [st["max_exp_avg_sq"] for st in sts]
+                d = [states[i]["max_exp_avg_sq"] for i in idx]
             else:
-                d = _second_moment(sts, subset(smoothing, idx), centered, debias, pow_)
+                d = self._second_moment(states, settings, ctx, idx, centered, debiased and init == "zeros", pow_)
             # D is a temporary when it was centered or debiased (not the state itself): root in place
-            temp = not amsgrad and all(di is not st["exp_avg_sq"] for di, st in zip(d, sts))
-            torch._foreach_div_([tensors[i] for i in idx], rmsprop_denominator(d, subset(eps, idx), pow_, inplace=temp))
+            temp = not amsgrad and all(di is not states[i]["exp_avg_sq"] for di, i in zip(d, idx))
+            eps = settings.subset(idx)["eps"]
+            torch._foreach_div_([tensors[i] for i in idx], rmsprop_denominator(d, eps, pow_, inplace=temp))
         return tensors
 
-
-def _second_moment(sts, smoothing, centered, debiased, pow_):  # type: ignore[no-untyped-def]
-    return rmsprop_second_moment(
-        [st["exp_avg_sq"] for st in sts],
-        step_list([st["step"] for st in sts]),
-        smoothing,
-        pow_,
-        [st["exp_avg"] for st in sts] if centered else None,
-        debiased,
-    )
-
-
-def _init_states(ts, sts, centered: bool, pow_: float, init: str) -> list[int]:  # type: ignore[no-untyped-def]
-    """Creates missing state, counts the step; returns the positions whose averages take this update."""
-    avg: list[int] = []
-    fresh: list[int] = []
-    for j, (t, st) in enumerate(zip(ts, sts)):
-        new = "exp_avg_sq" not in st
-        if new:
-            st["step"] = new_step()
-        if new and init == "update":
-            fresh.append(j)
-            if centered:
-                st["exp_avg"] = t.clone()
-        else:
-            if new:
-                st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-            if centered and "exp_avg" not in st:  # new, or centered switched on later for this parameter
-                st["exp_avg"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-            avg.append(j)
-    advance(sts)
-    if fresh:
-        for j, v in zip(fresh, abs_pow([ts[j] for j in fresh], pow_)):
-            sts[j]["exp_avg_sq"] = v
-    return avg
+    @staticmethod
+    def _second_moment(states: States, settings: Settings, ctx: Context, idx: list[int], centered: bool, debiased: bool, pow_: float) -> list[Tensor]:
+        steps = as_list(ctx.step, len(states))
+        return rmsprop_second_moment(
+            [states[i]["exp_avg_sq"] for i in idx],
+            [steps[i] for i in idx],
+            settings.subset(idx)["smoothing"],
+            pow_,
+            [states[i]["exp_avg"] for i in idx] if centered else None,
+            debiased,
+        )

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import group_by, resolve, subset
-from ...core.transform import Transform
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.rprop import rprop_
 from ...utils.validation import check_bool, check_number
 
@@ -107,28 +107,28 @@ class Rprop(Transform):
         if "alpha" in s:
             check_number("alpha", s["alpha"], owner=o, min=0.0, min_inclusive=False)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        nplus, nminus, lb, ub, alpha = resolve(settings, "nplus", "nminus", "lb", "ub", "alpha")
-        alphas = alpha if isinstance(alpha, list) else None
-        for i, (t, st) in enumerate(zip(tensors, states)):
-            if "step_size" not in st:
-                st["prev"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-                st["step_size"] = torch.full_like(t, alpha if alphas is None else alphas[i], memory_format=torch.preserve_format)
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        st = {
+            "prev": torch.zeros_like(tensor, memory_format=torch.preserve_format),
+            "step_size": torch.full_like(tensor, setting["alpha"], memory_format=torch.preserve_format),
+        }
+        if setting["backtrack"]:
+            st["prev_update"] = torch.zeros_like(tensor, memory_format=torch.preserve_format)
+        return st
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         out: list[Any] = [None] * len(tensors)
-        for (backtrack,), idx in group_by(settings, "backtrack"):
+        for (backtrack,), idx in settings.groups("backtrack"):
             sts = [states[i] for i in idx]
-            if backtrack:
-                for i, st in zip(idx, sts):
-                    if "prev_update" not in st:
-                        st["prev_update"] = torch.zeros_like(tensors[i], memory_format=torch.preserve_format)
+            if backtrack:  # backtrack switched on after the state was made
+                for i in states.missing("prev_update"):
+                    if i in idx:
+                        states[i]["prev_update"] = torch.zeros_like(tensors[i], memory_format=torch.preserve_format)
             res = rprop_(
                 [tensors[i] for i in idx],
                 [st["prev"] for st in sts],
                 [st["step_size"] for st in sts],
-                subset(nplus, idx),
-                subset(nminus, idx),
-                subset(lb, idx),
-                subset(ub, idx),
+                *settings.subset(idx).values("nplus", "nminus", "lb", "ub"),
                 [st["prev_update"] for st in sts] if backtrack else None,
             )
             for i, r in zip(idx, res):

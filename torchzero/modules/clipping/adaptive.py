@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ...core.module import Module
-from ...core.settings import group_by, is_uniform, resolve, subset
-from ...core.transform import Transform
+from ...core.settings import is_uniform, subset
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.adaptive_clipping import (
     agc_,
     ema_mean_var,
@@ -140,18 +141,18 @@ class AGC(Transform):
             check_number("eps", s["eps"], owner="AGC", min=0.0, min_inclusive=False)
         check_norm_group_settings(s, "AGC")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        clipping, eps = resolve(settings, "clipping", "eps")
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        clipping, eps = settings.values("clipping", "eps")
         if is_uniform(clipping) and clipping is None:
             return tensors
         stats: dict[str, list[torch.Tensor]] = {}
         is_global = True
-        for (dim, inverse_dims), idx in group_by(settings, "dim", "inverse_dims"):
+        for (dim, inverse_dims), idx in settings.groups("dim", "inverse_dims"):
             if not is_uniform(clipping):
                 idx = [i for i in idx if clipping[i] is not None]
             if not idx:
                 continue
-            agc_([tensors[i] for i in idx], [params[i] for i in idx], subset(clipping, idx), subset(eps, idx), dim, inverse_dims, stats=stats)
+            agc_([tensors[i] for i in idx], [ctx.params[i] for i in idx], subset(clipping, idx), subset(eps, idx), dim, inverse_dims, stats=stats)
             is_global = is_global and dim == "global"
         if stats:
             self.record_stats(**stats, is_global=is_global)
@@ -217,9 +218,9 @@ class AutoClip(Transform):
         if "history" in s:
             check_int("history", s["history"], owner="AutoClip", min=1, max=MAX_BUFFER)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         stats: dict[str, list[torch.Tensor]] = {"norm": [], "factor": [], "threshold": []}
-        for (percentile, history), idx in group_by(settings, "percentile", "history"):
+        for (percentile, history), idx in settings.groups("percentile", "history"):
             ts = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
             prev = latest_state(sts)
@@ -346,9 +347,9 @@ class ZClip(Transform):
 
     _KEYS = ("alpha", "z_thresh", "max_grad_norm", "eps", "warmup_steps", "mode", "clip_option", "clip_factor", "skip_update_on_spike")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         stats: dict[str, list[torch.Tensor]] = {}
-        for values, idx in group_by(settings, *self._KEYS):
+        for values, idx in settings.groups(*self._KEYS):
             ts = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
             for k, v in self._clip_group(ts, [states[i] for i in idx], *values).items():
                 stats.setdefault(k, []).append(v)
@@ -466,8 +467,8 @@ class SpikeClip(Transform):
         if "warmup" in s:
             check_int("warmup", s["warmup"], owner="SpikeClip", min=0)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        theta, beta, warmup = resolve(settings, "theta", "beta", "warmup")
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        theta, beta, warmup = settings.values("theta", "beta", "warmup")
         for st in states:
             st["step"] = st.get("step", 0) + 1
         if self.source is None:
@@ -477,12 +478,12 @@ class SpikeClip(Transform):
             v = [st["exp_avg_sq"] for st in states]
         else:
             if "pow" in self.source.defaults:  # Adam with pow != 2 keeps an EMA of |u|^pow, not of squares
-                (pow_,) = resolve([self.source.settings(p) for p in params], "pow")
+                pow_ = self.source.settings_list(ctx.params)["pow"]
                 bad = [x for x in ([pow_] if is_uniform(pow_) else pow_) if x != 2]
                 if bad:
                     raise ValueError(f"SpikeClip: source must keep a second moment of squares, but it has pow={bad[0]!r}; use pow=2 or no source")
             source_state = self.source.state
-            v = [(source_state.get(p) or {}).get("exp_avg_sq") for p in params]
+            v = [(source_state.get(p) or {}).get("exp_avg_sq") for p in ctx.params]
         warm = [warmup] * len(states) if is_uniform(warmup) else warmup
         idx = [i for i, (st, w, vi) in enumerate(zip(states, warm, v)) if st["step"] > w and vi is not None]
         if idx:

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from ...core.capabilities import Capabilities
-from ...core.settings import group_by, is_uniform, resolve, subset
-from ...core.transform import Settings, Transform
+from ...core.settings import is_uniform, subset
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.clipping import centralize_, clip_value_, scale_by_norm_
 from ...functional.norms import Dim, Ord, parse_ord, tensor_norm_vector
 from ...functional.stats import summarize_norm_scaling
@@ -57,14 +57,14 @@ class ClipValue(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         check_nonneg("value", s, "ClipValue")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self._clip(tensors, settings, None)
 
-    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self._clip(tensors, settings, [])
 
     def _clip(self, tensors: list[Tensor], settings: Settings, out: list[Tensor] | None) -> list[Tensor]:
-        (value,) = resolve(settings, "value")
+        value = settings["value"]
         if self.full_stats:
             max_abs = tensor_norm_vector(tensors, math.inf)
             bound = torch.as_tensor(value if is_uniform(value) else list(value), dtype=max_abs.dtype)
@@ -97,19 +97,19 @@ class _NormScale(Transform):
         check_nonneg(self.TARGET_KEY, s, name)
         check_norm_settings(s, name)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        return self._scale(tensors, settings, copy=False)
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        return self._scale(tensors, settings, ctx, copy=False)
 
-    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        return self._scale(tensors, settings, copy=True)
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        return self._scale(tensors, settings, ctx, copy=True)
 
-    def _scale(self, tensors: list[Tensor], settings: Settings, copy: bool) -> list[Tensor]:
-        (target,) = resolve(settings, self.TARGET_KEY)
+    def _scale(self, tensors: list[Tensor], settings: Settings, ctx: Context, copy: bool) -> list[Tensor]:
+        target = settings[self.TARGET_KEY]
         stats: dict[str, list[Tensor]] = {}
         is_global = True
         result = list(tensors)
         norms: list[Tensor] | None = []  # every tensor's norm(s) before scaling: the probe
-        for (ord, dim, inverse_dims, min_size), idx in group_by(settings, *_NORM_KEYS):
+        for (ord, dim, inverse_dims, min_size), idx in settings.groups(*_NORM_KEYS):
             sub = tensors if len(idx) == len(tensors) else [tensors[i] for i in idx]
             out: list[Tensor] | None = [] if copy else None
             p = parse_ord(ord)
@@ -125,7 +125,7 @@ class _NormScale(Transform):
         if stats:  # nothing measured when every tensor is below min_size
             self.record_stats(**stats, is_global=is_global)
         if copy:
-            self.record_grad_probe(None if norms is None else _probe(norms))
+            ctx.report_finite(None if norms is None else _probe(norms))
         return result
 
     def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -262,20 +262,20 @@ class Centralize(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         check_norm_group_settings(s, "Centralize")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        for (dim, inverse_dims, min_size), idx in group_by(settings, "dim", "inverse_dims", "min_size"):
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        for (dim, inverse_dims, min_size), idx in settings.groups("dim", "inverse_dims", "min_size"):
             centralize_([tensors[i] for i in idx], dim, inverse_dims, min_size)
         return tensors
 
-    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         result = list(tensors)
         probes: list[Tensor | None] = []
-        for (dim, inverse_dims, min_size), idx in group_by(settings, "dim", "inverse_dims", "min_size"):
+        for (dim, inverse_dims, min_size), idx in settings.groups("dim", "inverse_dims", "min_size"):
             out: list[Tensor] = []
             probes.append(centralize_([tensors[i] for i in idx], dim, inverse_dims, min_size, out=out))
             for i, o in zip(idx, out):
                 result[i] = o
-        self.record_grad_probe(None if any(p is None for p in probes) else _probe(probes))  # type: ignore[arg-type]
+        ctx.report_finite(None if any(p is None for p in probes) else _probe(probes))  # type: ignore[arg-type]
         return result
 
 

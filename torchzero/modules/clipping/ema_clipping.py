@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import group_by, is_uniform, resolve, subset
-from ...core.transform import Transform
+from ...core.settings import is_uniform, subset
+from ...core.transform import Context, Settings, States, Transform
 from ...core.var import Var
 from ...functional.norms import Ord, global_norm, parse_ord, tensor_norm_vector
 from ...functional.stats import summarize_norm_scaling
@@ -91,11 +91,11 @@ class ClipNormByEMA(Transform):
         if "ema_init" in s:
             check_choice("ema_init", s["ema_init"], EMA_INITS, owner=o)
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta, eps, ema_init = resolve(settings, "beta", "eps", "ema_init")
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        beta, eps, ema_init = settings.values("beta", "eps", "ema_init")
         stats: dict[str, list[Tensor]] = {"norm": [], "factor": [], "ema_norm": []}
         is_global = True
-        for (ord, tensorwise, growth), idx in group_by(settings, "ord", "tensorwise", "max_ema_growth"):
+        for (ord, tensorwise, growth), idx in settings.groups("ord", "tensorwise", "max_ema_growth"):
             ts = [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
             u_norm, e, d = self._update_group(ts, sts, subset(beta, idx), subset(eps, idx), subset(ema_init, idx), parse_ord(ord), tensorwise, growth)
@@ -143,11 +143,11 @@ class ClipNormByEMA(Transform):
             st["divisor"] = d_i
         return u_norm, e, d
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         torch._foreach_div_(tensors, [st["divisor"] for st in states])
         return tensors
 
-    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return torch._foreach_div(tensors, [st["divisor"] for st in states])
 
 
@@ -208,15 +208,15 @@ class ClipValueByEMA(Transform):
         if "ema_init" in s:
             check_choice("ema_init", s["ema_init"], EMA_INITS, owner="ClipValueByEMA")
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta, ema_init = resolve(settings, "beta", "ema_init")
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        beta, ema_init = settings.values("beta", "ema_init")
         ema = _init_ema(tensors, states, ema_init, absolute=True)
         torch._foreach_lerp_(ema, torch._foreach_abs(tensors), 1 - beta if is_uniform(beta) else [1 - b for b in beta])
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self._clamp(tensors, [st["ema"] for st in states])
 
-    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self._clamp(tensors, [st["ema"] for st in states], copy=True)
 
     def _clamp(self, tensors: list[Tensor], bound: list[Tensor], copy: bool = False) -> list[Tensor]:
@@ -234,8 +234,7 @@ class ClipValueByEMA(Transform):
     def transform(self, tensors: list[Tensor], var: Var, copy: bool = False) -> list[Tensor]:
         if "ema_tfm" not in self.children:
             return super().transform(tensors, var, copy)
-        params, grads, loss, states, settings = self.context(var)
-        self.update_tensors(tensors, params, grads, loss, states, settings)
-        ema_copy = [st["ema"].clone() for st in states]
-        bound = self.children["ema_tfm"].step(var.child(ema_copy)).get_update()
+        states, settings, ctx = self.begin(tensors, var)
+        self.update_tensors(tensors, states, settings, ctx)
+        bound = self.run_child("ema_tfm", [e.clone() for e in states["ema"]], var)
         return self._clamp(self.apply_inner(tensors, var), bound)

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import group_by
-from ...core.transform import Settings, States, TensorwiseTransform, Transform
+
+from ...core.transform import Context, Settings, States, TensorwiseTransform, Transform
 from ...functional.norms import Ord, global_norm, parse_ord, tensor_norm_vector
 from ...functional.stats import summarize_norm_scaling
 from ...utils.validation import check_bool, check_optional_number
@@ -67,7 +67,7 @@ class ClipValueGrowth(TensorwiseTransform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         _check_growth(s, "ClipValueGrowth")
 
-    def apply_tensor(self, tensor, param, grad, loss, state, setting):  # type: ignore[no-untyped-def]
+    def apply_tensor(self, tensor: Tensor, state: dict[str, Any], setting: Mapping[str, Any], ctx: Context, i: int) -> Tensor:
         add, mul, min_value, max_decay = setting["add"], setting["mul"], setting["min_value"], setting["max_decay"]
         if "prev" not in state:
             state["prev"] = tensor.clone()
@@ -100,10 +100,10 @@ class ClipValueGrowth(TensorwiseTransform):
             tensor.copy_(u)
         return tensor
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         self._changed: list[Tensor] = []
         self._total = 0
-        out = super().apply_tensors(tensors, params, grads, loss, states, settings)
+        out = super().apply_tensors(tensors, states, settings, ctx)
         if self.full_stats and self._changed:
             self.record_stats(clip_frac=torch.stack(self._changed).sum() / max(self._total, 1))
         return out
@@ -165,10 +165,10 @@ class ClipNormGrowth(Transform):
         if "parameterwise" in s:
             check_bool("parameterwise", s["parameterwise"], owner="ClipNormGrowth")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self._clip(tensors, states, settings, copy=False)
 
-    def apply_tensors_copy(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self._clip(tensors, states, settings, copy=True)
 
     def _clip(self, tensors: list[Tensor], states: States, settings: Settings, copy: bool) -> list[Tensor]:
@@ -176,7 +176,7 @@ class ClipNormGrowth(Transform):
         stats: dict[str, list[Tensor]] = {"norm": [], "factor": []}
         is_global = True
         result: list[Tensor | None] = [None] * len(tensors) if copy else list(tensors)
-        for (add, mul, min_value, max_decay, ord, tensorwise), idx in group_by(settings, *keys):
+        for (add, mul, min_value, max_decay, ord, tensorwise), idx in settings.groups(*keys):
             if add is None and mul is None:
                 continue
             ts = [tensors[i] for i in idx]

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ...core.capabilities import Capabilities
 from ...core.module import Module
-from ...core.settings import as_list, group_by, resolve
+from ...core.settings import as_list
 from ...core.sync import host_bool
 from ...core.var import Var
 from ...functional.adaptive_clipping import MIN_REL_STD, all_finite, filled, norm_zscore, push_history
@@ -66,7 +66,7 @@ class _StepGuard(Module):
             )
 
     def _limit(self, params: list[Tensor]) -> int | None:
-        (limit,) = resolve([self.settings(p) for p in params], "max_consecutive")
+        limit = self.settings_list(params)["max_consecutive"]
         values = [v for v in as_list(limit, len(params)) if v is not None]
         return min(values) if values else None
 
@@ -235,12 +235,12 @@ class SkipOnSpike(_StepGuard):
         if not params:
             return var
         grads = var.get_grad()
-        settings = [self.settings(p) for p in params]
+        settings = self.settings_list(params)
         pending = []
         flags = []
         zscores = []
         group_idx = []
-        for (sigma, window, warmup, rel), idx in group_by(settings, "sigma", "window", "warmup", "min_rel_std"):
+        for (sigma, window, warmup, rel), idx in settings.groups("sigma", "window", "warmup", "min_rel_std"):
             sts = [self.state[params[i]] for i in idx]
             prev = latest_state(sts)
             count = prev["count"] if prev else 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...core.settings import group_by
-from ...core.transform import Transform
+
+from torch import Tensor
+
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.momentum import CAUTIOUS_MODES, cautious_
 from ...utils.validation import check_bool, check_choice, check_number
 
@@ -61,10 +63,10 @@ class Cautious(Transform):
             if s.get("normalize") is True and s["mode"] != "zero":
                 raise ValueError(f"Cautious: normalize=True only applies to mode='zero', got mode={s['mode']!r}")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        for (mode, normalize, eps), idx in group_by(settings, "mode", "normalize", "eps"):
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        for (mode, normalize, eps), idx in settings.groups("mode", "normalize", "eps"):
             if len(idx) == len(tensors):
-                cautious_(tensors, grads, normalize, eps, mode)
+                cautious_(tensors, ctx.grads, normalize, eps, mode)
             else:
-                cautious_([tensors[i] for i in idx], [grads[i] for i in idx], normalize, eps, mode)
+                cautious_([tensors[i] for i in idx], [ctx.grads[i] for i in idx], normalize, eps, mode)
         return tensors

@@ -4,10 +4,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...core.settings import resolve
-from ...core.state import values_of
-from ...core.steps import advance, new_step, step_values
-from ...core.transform import Transform
+from torch import Tensor
+
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.momentum import debias_
 from ...utils.validation import check_beta, check_number
 
@@ -48,6 +47,8 @@ class Debias(Transform):
         https://arxiv.org/abs/1412.6980
     """
 
+    STATE_KEYS = {"step": "step"}
+
     def __init__(
         self,
         beta1: float | None = None,
@@ -67,12 +68,6 @@ class Debias(Transform):
         if "pow" in s:
             check_number("pow", s["pow"], owner="Debias", min=0.0, min_inclusive=False)
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        for st in states:
-            if "step" not in st:
-                st["step"] = new_step()
-        advance(states, owner=self)
-
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        beta1, beta2, alpha, pow_ = resolve(settings, "beta1", "beta2", "alpha", "pow")
-        return debias_(tensors, step_values(values_of(states, "step"), owner=self), beta1, beta2, alpha, pow_)
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        beta1, beta2, alpha, pow_ = settings.values("beta1", "beta2", "alpha", "pow")
+        return debias_(tensors, ctx.step, beta1, beta2, alpha, pow_)

@@ -1,16 +1,14 @@
 """Momentum buffers: ``EMA``, ``HeavyBall`` (``torch.optim.SGD``'s momentum) and ``NAG`` (Nesterov)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ...core.settings import as_list, is_uniform, resolve, subset
-from ...core.state import values_of
-from ...core.steps import advance, new_step, step_values
-from ...core.transform import Transform
+from ...core.settings import PerTensor, as_list, subset
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.momentum import debias_, ema_, nesterov_
 from ...utils.validation import check_beta, check_bool, check_choice, check_number
 
@@ -34,33 +32,25 @@ def check_momentum_settings(s: Mapping[str, Any], owner: str) -> None:
         check_choice("ema_init", s["ema_init"], EMA_INITS, owner=owner)
 
 
-def update_buffers(tensors: list[Tensor], states: list[dict[str, Any]], settings, ema_init: Any) -> list[Tensor]:  # type: ignore[no-untyped-def]
-    """Creates missing buffers, counts the step and applies :func:`~torchzero.functional.momentum.ema_`.
-
-    A buffer created from the update (``ema_init="update"``) is that update (copied) and is not
-    updated again on its first step, as ``torch.optim.SGD`` initialises its momentum buffer.
-    Returns the buffers.
-    """
-    momentum, dampening, lerp = resolve(settings, "momentum", "dampening", "lerp")
-    inits = as_list(ema_init, len(tensors))
-    fresh: list[int] = []
-    for i, (t, st) in enumerate(zip(tensors, states)):
-        if BUFFER not in st:
-            st["step"] = new_step()
-            if inits[i] == "update":
-                st[BUFFER] = t.clone(memory_format=torch.preserve_format)
-                fresh.append(i)
-            else:
-                st[BUFFER] = torch.zeros_like(t, memory_format=torch.preserve_format)
-    advance(states)
-    bufs = [st[BUFFER] for st in states]
+def update_buffers(tensors: list[Tensor], states: States, settings: Settings, fresh: Sequence[int]) -> list[Tensor]:
+    """Applies :func:`~torchzero.functional.momentum.ema_` to the buffers, except at positions
+    ``fresh`` (buffers that start as this update, as ``torch.optim.SGD`` starts its momentum
+    buffer). Returns the buffers."""
+    bufs = states[BUFFER]
     if not fresh:
-        ema_(tensors, bufs, momentum, dampening, lerp)
+        ema_(tensors, bufs, *settings.values("momentum", "dampening", "lerp"))
     elif len(fresh) < len(tensors):
         skip = set(fresh)
         idx = [i for i in range(len(tensors)) if i not in skip]
-        ema_([tensors[i] for i in idx], [bufs[i] for i in idx], subset(momentum, idx), subset(dampening, idx), subset(lerp, idx))
+        ema_([tensors[i] for i in idx], [bufs[i] for i in idx], *settings.subset(idx).values("momentum", "dampening", "lerp"))
     return bufs
+
+
+def init_buffer(tensor: Tensor, ema_init: str) -> dict[str, Any]:
+    """A new momentum buffer: the update itself (``"update"``) or zeros."""
+    if ema_init == "update":
+        return {BUFFER: tensor.clone(memory_format=torch.preserve_format)}
+    return {BUFFER: torch.zeros_like(tensor, memory_format=torch.preserve_format)}
 
 
 class EMA(Transform):
@@ -120,19 +110,23 @@ class EMA(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         check_momentum_settings(s, type(self).__name__)
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        (ema_init,) = resolve(settings, "ema_init")
-        update_buffers(tensors, states, settings, ema_init)
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return init_buffer(tensor, setting["ema_init"])
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        torch._foreach_copy_(tensors, [st[BUFFER] for st in states])
-        momentum, debiased = resolve(settings, "momentum", "debiased")
-        if is_uniform(debiased):
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        fresh = [i for i in ctx.new if settings[i]["ema_init"] == "update"]
+        update_buffers(tensors, states, settings, fresh)
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        torch._foreach_copy_(tensors, states[BUFFER])
+        momentum, debiased = settings.values("momentum", "debiased")
+        if not isinstance(debiased, PerTensor):
             if debiased:
-                debias_(tensors, step_values(values_of(states, "step")), beta1=momentum)
+                debias_(tensors, ctx.step, beta1=momentum)
             return tensors
         idx = [i for i, d in enumerate(debiased) if d]
-        debias_([tensors[i] for i in idx], step_values([states[i]["step"] for i in idx]), beta1=subset(momentum, idx))
+        step = [as_list(ctx.step, len(tensors))[i] for i in idx]
+        debias_([tensors[i] for i in idx], step, beta1=subset(momentum, idx))
         return tensors
 
 
@@ -228,9 +222,11 @@ class NAG(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         check_momentum_settings(s, "NAG")
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        update_buffers(tensors, states, settings, "update")
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return init_buffer(tensor, "update")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        momentum, lerp = resolve(settings, "momentum", "lerp")
-        return nesterov_(tensors, [st[BUFFER] for st in states], momentum, lerp)
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        update_buffers(tensors, states, settings, ctx.new)
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        return nesterov_(tensors, states[BUFFER], *settings.values("momentum", "lerp"))

@@ -7,12 +7,12 @@ from typing import Any
 from torch import Tensor
 
 from ...core.module import Module
-from ...core.settings import is_uniform, resolve
-from ...core.transform import Settings, Transform
+from ...core.settings import is_uniform
+from ...core.transform import Context, Settings, States, Transform
 from ...core.var import Var
 from ...utils.validation import check_number
 
-__all__ = ["OperandTransform", "is_chain", "step_child", "scalars", "check_operand"]
+__all__ = ["OperandTransform", "is_chain", "scalars", "check_operand"]
 
 
 def is_chain(value: Any) -> bool:
@@ -20,16 +20,8 @@ def is_chain(value: Any) -> bool:
     return isinstance(value, (Module, list, tuple))
 
 
-def step_child(child: Module, var: Var, update: list[Tensor]) -> list[Tensor]:
-    """Runs ``child`` on ``var.child(update)`` and returns the child's update; what the child
-    learned (a loss, gradients, a skip) comes back into ``var`` (:meth:`Var.absorb`)."""
-    sub = child.step(var.child(update))
-    var.absorb(sub)
-    return sub.get_update()
-
-
 def scalars(value: Any) -> Any:
-    """A :func:`~torchzero.core.settings.resolve` result as a ``torch._foreach_*`` scalar argument."""
+    """A setting (one value, or one per tensor) as a ``torch._foreach_*`` scalar argument."""
     return value if is_uniform(value) else list(value)
 
 
@@ -70,17 +62,12 @@ class OperandTransform(Transform):
         """The value of operand ``name``: a list of tensors (chain) or a ``_foreach`` scalar argument."""
         if name in chained:
             return chained[name]
-        (value,) = resolve(settings, name)
-        return scalars(value)
+        return scalars(settings[name])
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         return self.apply_op(tensors, {}, settings)
 
     def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
-        chained = {
-            name: step_child(self.children[name], var, [t.clone() for t in tensors])
-            for name in self.OPERANDS
-            if name in self.children
-        }
-        settings = [self.settings(p) for p in var.params]
+        chained = {name: self.run_child(name, [t.clone() for t in tensors], var) for name in self.OPERANDS if name in self.children}
+        settings = self.settings_list(var.params)
         return list(self.apply_op(tensors, chained, settings))

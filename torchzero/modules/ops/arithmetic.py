@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import is_uniform, resolve
-from ...core.transform import Transform
+from ...core.settings import is_uniform
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.ops import nan_to_num_
 from ...utils.validation import check_number, check_optional_number
 from ._operands import OperandTransform, check_operand, scalars
@@ -99,7 +100,7 @@ class _AddSub(OperandTransform):
             check_number("alpha", s["alpha"], owner=name)
 
     def apply_op(self, tensors, chained, settings):  # type: ignore[no-untyped-def]
-        (alpha,) = resolve(settings, "alpha")
+        (alpha,) = settings.values("alpha")
         if "other" in chained:
             other = chained["other"]
             if is_uniform(alpha):
@@ -108,7 +109,7 @@ class _AddSub(OperandTransform):
                 torch._foreach_mul_(other, [self.SIGN * a for a in alpha])
                 torch._foreach_add_(tensors, other)
             return tensors
-        (other,) = resolve(settings, "other")
+        (other,) = settings.values("other")
         if is_uniform(other) and is_uniform(alpha):
             torch._foreach_add_(tensors, self.SIGN * float(other) * alpha)
         else:
@@ -208,7 +209,7 @@ class Clip(OperandTransform):
                 continue
             if name not in self.defaults:
                 continue
-            (value,) = resolve(settings, name)
+            (value,) = settings.values(name)
             if is_uniform(value):
                 if value is not None:
                     scalar_op(tensors, value)
@@ -236,7 +237,7 @@ class Negate(Transform):
     def __init__(self, target: str = "update"):
         super().__init__(target=target)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         torch._foreach_neg_(tensors)
         return tensors
 
@@ -256,7 +257,7 @@ class Abs(Transform):
     def __init__(self, target: str = "update"):
         super().__init__(target=target)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         torch._foreach_abs_(tensors)
         return tensors
 
@@ -284,7 +285,7 @@ class Sign(Transform):
     def __init__(self, target: str = "update"):
         super().__init__(target=target)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         torch._foreach_sign_(tensors)
         return tensors
 
@@ -319,6 +320,6 @@ class NanToNum(Transform):
             if name in s:
                 check_optional_number(name, s[name], owner="NanToNum")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        nan, posinf, neginf = resolve(settings, "nan", "posinf", "neginf")
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        nan, posinf, neginf = settings.values("nan", "posinf", "neginf")
         return nan_to_num_(tensors, scalars(nan), scalars(posinf), scalars(neginf))

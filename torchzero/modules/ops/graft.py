@@ -6,13 +6,13 @@ from typing import Any
 
 from torch import Tensor
 
-from ...core.settings import group_by
-from ...core.transform import Transform
+
+from ...core.transform import Context, Settings, States, Transform
 from ...core.var import Var
 from ...functional.norms import Ord, parse_ord
 from ...functional.ops import dropout_, graft_
 from ...utils.validation import check_bool, check_number
-from ._operands import is_chain, step_child
+from ._operands import is_chain
 
 __all__ = ["Graft", "Dropout"]
 
@@ -72,13 +72,13 @@ class Graft(Transform):
         if "eps" in s:
             check_number("eps", s["eps"], owner="Graft", min=0.0, min_inclusive=False)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         raise RuntimeError("Graft: apply_tensors is not used; Graft.transform applies the magnitude chain")
 
     def transform(self, tensors: list[Tensor], var: Var) -> list[Tensor]:
-        magnitude = step_child(self.children["magnitude"], var, [t.clone() for t in tensors])
-        settings = [self.settings(p) for p in var.params]
-        for (tensorwise, ord, eps), idx in group_by(settings, "tensorwise", "ord", "eps"):
+        magnitude = self.run_child("magnitude", [t.clone() for t in tensors], var)
+        settings = self.settings_list(var.params)
+        for (tensorwise, ord, eps), idx in settings.groups("tensorwise", "ord", "eps"):
             if len(idx) == len(tensors):
                 graft_(tensors, magnitude, tensorwise, parse_ord(ord), eps)
             else:
@@ -129,7 +129,7 @@ class Dropout(Transform):
         if "graft" in s:
             check_bool("graft", s["graft"], owner="Dropout")
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        for (p, graft), idx in group_by(settings, "p", "graft"):
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        for (p, graft), idx in settings.groups("p", "graft"):
             dropout_(tensors if len(idx) == len(tensors) else [tensors[i] for i in idx], float(p), graft)
         return tensors

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import as_scalars, is_uniform, resolve
+from ...core.settings import as_scalars, is_uniform
 from ...core.capabilities import Capabilities
-from ...core.transform import Transform
+from ...core.transform import Context, Settings, States, Transform
 from ...utils.validation import check_number
 
 __all__ = ["LR"]
@@ -48,8 +48,8 @@ class LR(Transform):
     def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any]:
         return {"lr": s["lr"]}
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        lr = as_scalars(resolve(settings, "lr")[0])
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        lr = as_scalars(settings["lr"])
         if is_uniform(lr) and torch.compiler.is_compiling():
             # ``t * lr`` lets inductor take lr as an input; a scalar argument of a foreach op
             # would be specialised, recompiling whenever a scheduler changes lr
@@ -65,7 +65,7 @@ class LR(Transform):
         """``p -= lr * u`` for each parameter, in one pass: what ``Modular`` does with the update
         when this module ends the chain (the multiplication folded into the parameter update,
         instead of :meth:`apply_tensors` followed by ``p -= u``)."""
-        lr = as_scalars(resolve(self.settings_list(params), "lr")[0])
+        lr = as_scalars(self.settings_list(params)["lr"])
         if is_uniform(lr) and not isinstance(lr, Tensor):
             if torch.compiler.is_compiling():
                 # ``u * lr`` lets inductor take lr as an input (see apply_tensors)

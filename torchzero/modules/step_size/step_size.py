@@ -5,9 +5,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import is_uniform, resolve
-from ...core.transform import Transform
+from ...core.settings import is_uniform
+from ...core.transform import Context, Settings, States, Transform
 from ...utils.validation import check_number
 
 __all__ = ["StepSize"]
@@ -56,8 +57,8 @@ class StepSize(Transform):
             name = "step_size" if self.key == "step_size" else f"step_size (key {self.key!r})"
             check_number(name, settings[self.key], owner="StepSize", min=0.0)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        (step_size,) = resolve(settings, self.key)
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        (step_size,) = settings.values(self.key)
         if is_uniform(step_size):
             if not (isinstance(step_size, (int, float)) and step_size == 1):
                 torch._foreach_mul_(tensors, step_size)

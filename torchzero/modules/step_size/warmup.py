@@ -5,9 +5,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ...core.settings import as_list, resolve
-from ...core.transform import Transform
+from ...core.settings import as_list
+from ...core.transform import Context, Settings, States, Transform
 from ...functional.clipping import scale_by_norm_
 from ...functional.warmup import linear_warmup
 from ...utils.validation import check_int, check_number
@@ -69,12 +70,12 @@ class Warmup(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         _check(s, "Warmup", "start_lr", "end_lr")
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
         _count_steps(states)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         n = len(tensors)
-        steps, start, end = (as_list(v, n) for v in resolve(settings, "steps", "start_lr", "end_lr"))
+        steps, start, end = (as_list(v, n) for v in settings.values("steps", "start_lr", "end_lr"))
         factors = [linear_warmup(st["step"] - 1, s, a, b) for st, s, a, b in zip(states, steps, start, end)]
         if all(f == factors[0] for f in factors):
             if factors[0] != 1:
@@ -124,12 +125,12 @@ class WarmupNormClip(Transform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         _check(s, "WarmupNormClip", "start_norm", "end_norm")
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
         _count_steps(states)
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         n = len(tensors)
-        steps, start, end = (as_list(v, n) for v in resolve(settings, "steps", "start_norm", "end_norm"))
+        steps, start, end = (as_list(v, n) for v in settings.values("steps", "start_norm", "end_norm"))
         # tensors with equal (step, settings) share one norm; compared rather than hashed, so that
         # under torch.compile a symbolic step counter is not specialised (a recompile per step),
         # and the counters as floats (see functional._scalars.collapse)

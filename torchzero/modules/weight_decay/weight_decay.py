@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ...core.capabilities import Capabilities
 from ...core.module import Module
-from ...core.settings import group_by
-from ...core.transform import Transform
+
+from ...core.transform import Context, Settings, States, Transform
 from ...core.var import Var
 from ...functional.weight_decay import add_weight_decay_, decay_params_
 from ...utils.validation import check_number
@@ -84,12 +85,12 @@ class WeightDecay(Transform):
             return None
         return {"weight_decay": float(wd)}
 
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        for (wd, ord), idx in group_by(settings, "weight_decay", "ord"):
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        for (wd, ord), idx in settings.groups("weight_decay", "ord"):
             if len(idx) == len(tensors):
-                add_weight_decay_(tensors, params, wd, ord)
+                add_weight_decay_(tensors, ctx.params, wd, ord)
             else:
-                add_weight_decay_([tensors[i] for i in idx], [params[i] for i in idx], wd, ord)
+                add_weight_decay_([tensors[i] for i in idx], [ctx.params[i] for i in idx], wd, ord)
         return tensors
 
 
@@ -129,8 +130,8 @@ class DirectWeightDecay(Module):
         params = var.params
         if not params:
             return var
-        settings = [self.settings(p) for p in params]
+        settings = self.settings_list(params)
         with torch.no_grad():
-            for (wd, ord), idx in group_by(settings, "weight_decay", "ord"):
+            for (wd, ord), idx in settings.groups("weight_decay", "ord"):
                 decay_params_(params if len(idx) == len(params) else [params[i] for i in idx], wd, ord)
         return var
