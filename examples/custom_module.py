@@ -1,8 +1,7 @@
 """Writing your own module: annealed gradient noise as a ``tz.Transform``.
 
 A module is a class with per-parameter settings (a dict of defaults), per-parameter state, and
-two methods: ``update_tensors`` updates the state from the incoming tensors, ``apply_tensors``
-returns the transformed tensors. This one adds Gaussian noise whose variance decays with the
+one method, ``apply_tensors``, which returns the transformed tensors. This one adds Gaussian noise whose variance decays with the
 step, as in Neelakantan et al. 2015, "Adding gradient noise improves learning for very deep
 networks" (https://arxiv.org/abs/1511.06807):
 
@@ -40,6 +39,8 @@ class GradientNoise(tz.Transform):
         target: ``"update"`` (default) or ``"grad"``.
     """
 
+    STATE_KEYS = {"step": "step"}  # a step counter per parameter, created and advanced for us
+
     def __init__(self, eta: float = 0.01, gamma: float = 0.55, seed: int = 0, target: str = "update"):
         super().__init__({"eta": eta, "gamma": gamma}, target=target)  # per-parameter settings
         self.generator = torch.Generator().manual_seed(seed)
@@ -52,14 +53,10 @@ class GradientNoise(tz.Transform):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                     raise ValueError(f"GradientNoise: {key} must be a finite number >= 0, got {v!r}")
 
-    def update_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
-        for state in states:  # one dict per parameter, kept across steps and saved by state_dict()
-            state["step"] = state.get("step", 0) + 1
-
-    def apply_tensors(self, tensors, params, grads, loss, states, settings):  # type: ignore[no-untyped-def]
+    def apply_tensors(self, tensors, states, settings, ctx):  # type: ignore[no-untyped-def]
         sigmas = []
         for t, state, s in zip(tensors, states, settings):  # s: this parameter's settings
-            sigma = math.sqrt(s["eta"] / (1 + state["step"] - 1) ** s["gamma"])
+            sigma = math.sqrt(s["eta"] / float(state["step"]) ** s["gamma"])
             if sigma > 0:
                 noise = torch.randn(t.shape, generator=self.generator, dtype=t.dtype).to(t.device)
                 t.add_(noise, alpha=sigma)

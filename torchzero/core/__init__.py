@@ -4,7 +4,8 @@ from .capabilities import Capabilities
 from .chain import Chain, Chainable
 from .modular import Modular
 from .module import Module
-from .transform import TensorwiseTransform, Transform
+from .settings import PerTensor, Settings
+from .transform import Context, TensorwiseTransform, Transform
 from .var import Var
 
-__all__ = ["Var", "Module", "Transform", "TensorwiseTransform", "Chain", "Chainable", "Modular", "apply_transform", "Capabilities"]
+__all__ = ["Var", "Module", "Transform", "TensorwiseTransform", "Chain", "Chainable", "Modular", "apply_transform", "Capabilities", "Context", "Settings", "PerTensor"]

@@ -55,7 +55,7 @@ class Settings(list):
             if single is not None:
                 return single[key]
             return _resolve(self, (key,))[0]
-        return list.__getitem__(self, key)
+        return super().__getitem__(key)
 
     def values(self, *keys: str) -> tuple[Any, ...]:
         """``(settings[k] for k in keys)`` in one pass."""

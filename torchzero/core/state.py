@@ -280,7 +280,7 @@ class StateList(list):
         parameter's state, as a list."""
         if type(key) is str:
             return list(map(itemgetter(f"{self._path}.{key}"), self._pss))
-        return list.__getitem__(self, key)
+        return super().__getitem__(key)
 
     def missing(self, key: str) -> list[int]:
         """Positions of the states that have no ``key`` (for state an option creates when it is
