@@ -68,7 +68,8 @@ CONFIGS = {
 
 def _rows(n, step, lr, c):
     b1, b2 = c["b1"], c["b2"]
-    row = (c["gmul"], 1 - b1, b2, 1 - b2, (1 - b2**step) ** 0.5, c["eps"], c["alpha"] / (1 - b1**step), c["wd"], lr)
+    row = dict(gmul=c["gmul"], lerp_weight=1 - b1, beta2=b2, one_minus_beta2=1 - b2, bc2=(1 - b2**step) ** 0.5,
+               eps=c["eps"], scale=c["alpha"] / (1 - b1**step), weight_decay=c["wd"], lr=lr)
     return [row], [0] * n
 
 
@@ -403,3 +404,14 @@ def test_processes_started_together_build_once(tmp_path):
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
     assert log.read_text().count("built") == 1
     assert len({o.splitlines()[0] for o, _ in outs}) == 1
+
+
+def test_adam_rows_need_every_scalar():
+    """A row missing a scalar the kernel reads is refused (rows are read by name, not position)."""
+    if cpu_kernels.library() is None:
+        pytest.skip("no C compiler here")
+    p, g, m, v = (torch.zeros(4) for _ in range(4))
+    row = _rows(1, 1, 1e-3, CONFIGS["adam"])[0][0]
+    del row["bc2"]
+    with pytest.raises(KeyError, match="bc2"):
+        cpu_kernels.adam_([p], [g], [m], [v], None, [row], [0])

@@ -21,7 +21,8 @@ class Capabilities:
         guard: a step guard: it can skip the whole step, so it must come first in the chain
             (``SkipNonFinite``, ``SkipOnSpike``).
         fused_role: its part in the fused Adam chain (one of :data:`FUSED_ROLES`), or ``None``;
-            such a module implements ``fused_spec(settings) -> dict | None``.
+            such a module implements ``fused_spec(settings) -> dict | None`` (and, for
+            ``"scale"``, ``record_fused_stats(norm, factors)``, so its statistics keep its layout).
         fused_options: the settings ``fused_spec`` handles; a module with any other setting is
             not fused (a new option can't be silently ignored by the fast path).
         probes_grad: keeps no state and, in its copy form, reports a gradient probe

@@ -289,7 +289,7 @@ class FusedAdam:
                     grad_scale = factor.reciprocal().to(torch.float32)
             self._adam(params, grads, sts, spec, grad_scale, factor if own else None, own)
         if self.scale is not None:
-            self.scale.record_stats(norm=[n], factor=factors, is_global=True)
+            self.scale.record_fused_stats(n, factors)  # type: ignore[attr-defined]
 
     def _copy(self, grads: list[Tensor]) -> list[Tensor]:
         if not has_dtensor(grads):
@@ -374,7 +374,11 @@ class FusedAdam:
         gmul = 1.0 if factor is None else float(factor)
         lr, alpha, eps, wd = spec["lr"], spec["alpha"], spec["eps"], spec.get("weight_decay", 0.0)
         index = {t: i for i, t in enumerate(dict.fromkeys(steps))}  # one row of scalars per step count
-        rows = [(gmul, 1 - b1, b2, 1 - b2, (1 - b2**t) ** 0.5, eps, alpha / (1 - b1**t), wd, lr) for t in index]
+        rows = [
+            dict(gmul=gmul, lerp_weight=1 - b1, beta2=b2, one_minus_beta2=1 - b2, bc2=(1 - b2**t) ** 0.5, eps=eps,
+                 scale=alpha / (1 - b1**t), weight_decay=wd, lr=lr)
+            for t in index
+        ]
         cpu_kernels.adam_(
             params,
             grads,

@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -298,12 +298,13 @@ def adam_(
     exp_avg: Sequence[Tensor],
     exp_avg_sq: Sequence[Tensor],
     max_exp_avg_sq: Sequence[Tensor] | None,
-    rows: Sequence[Sequence[float]],
+    rows: Sequence[Mapping[str, float]],
     row: Sequence[int],
 ) -> None:
     r"""One Adam step for each parameter, in place, reading ``grads`` only.
 
-    Per tensor ``i``, with the scalars ``rows[row[i]]`` named by :data:`ADAM_SCALARS`:
+    Per tensor ``i``, with the scalars of ``rows[row[i]]``, a mapping with every name of
+    :data:`ADAM_SCALARS` (passed to the kernel in that order, so no caller depends on it):
     $g = \text{gmul}\,\nabla$, $m \leftarrow \operatorname{lerp}(m, g, w)$,
     $v \leftarrow \beta_2 v + (1-\beta_2) g^2$ ($\hat v = \max(\hat v, v)$ with ``max_exp_avg_sq``),
     $u = \text{scale}\, m / (\sqrt{v} / \text{bc2} + \epsilon) + \text{wd}\, p$, $p \leftarrow p - \text{lr}\, u$.
@@ -312,7 +313,7 @@ def adam_(
     lib = library()
     assert lib is not None
     n = len(params)
-    flat = (ctypes.c_double * (len(rows) * len(ADAM_SCALARS)))(*[float(x) for r in rows for x in r])
+    flat = (ctypes.c_double * (len(rows) * len(ADAM_SCALARS)))(*[float(r[k]) for r in rows for k in ADAM_SCALARS])
     numel = (ctypes.c_int64 * n)(*[p.numel() for p in params])
     vmax = None if max_exp_avg_sq is None else _ptrs(max_exp_avg_sq)
     getattr(lib, f"tz_adam_{_DTYPES[params[0].dtype]}")(

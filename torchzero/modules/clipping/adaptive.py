@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ...core.module import Module
-from ...core.settings import is_uniform, subset
+from ...core.settings import as_list, is_uniform, subset
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.adaptive_clipping import (
     agc_,
@@ -446,6 +446,8 @@ class SpikeClip(Transform):
         with momentum reset for stable LLM training. https://arxiv.org/abs/2501.06842
     """
 
+    STATE_KEYS = {"step": "step"}
+
     def __init__(
         self,
         theta: float = 5000,
@@ -467,15 +469,15 @@ class SpikeClip(Transform):
         if "warmup" in s:
             check_int("warmup", s["warmup"], owner="SpikeClip", min=0)
 
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        if self.source is not None:  # the source module keeps the second moment
+            return {}
+        return {"exp_avg_sq": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
+
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         theta, beta, warmup = settings.values("theta", "beta", "warmup")
-        for st in states:
-            st["step"] = st.get("step", 0) + 1
         if self.source is None:
-            for t, st in zip(tensors, states):
-                if "exp_avg_sq" not in st:
-                    st["exp_avg_sq"] = torch.zeros_like(t, memory_format=torch.preserve_format)
-            v = [st["exp_avg_sq"] for st in states]
+            v = states["exp_avg_sq"]
         else:
             if "pow" in self.source.defaults:  # Adam with pow != 2 keeps an EMA of |u|^pow, not of squares
                 pow_ = self.source.settings_list(ctx.params)["pow"]
@@ -484,8 +486,8 @@ class SpikeClip(Transform):
                     raise ValueError(f"SpikeClip: source must keep a second moment of squares, but it has pow={bad[0]!r}; use pow=2 or no source")
             source_state = self.source.state
             v = [(source_state.get(p) or {}).get("exp_avg_sq") for p in ctx.params]
-        warm = [warmup] * len(states) if is_uniform(warmup) else warmup
-        idx = [i for i, (st, w, vi) in enumerate(zip(states, warm, v)) if st["step"] > w and vi is not None]
+        warm, steps = as_list(warmup, len(states)), as_list(ctx.step, len(states))
+        idx = [i for i, (t, w, vi) in enumerate(zip(steps, warm, v)) if t > w and vi is not None]
         if idx:
             if len(idx) != len(tensors):
                 tensors_, v_, theta = [tensors[i] for i in idx], [v[i] for i in idx], subset(theta, idx)

@@ -128,6 +128,11 @@ class _NormScale(Transform):
             ctx.report_finite(None if norms is None else _probe(norms))
         return result
 
+    def record_fused_stats(self, norm: Tensor, factors: list[Tensor]) -> None:
+        """Records the statistics of a step the fused chain ran for this module (the global
+        ``norm`` and the factor of each param group), as :meth:`apply_tensors` records them."""
+        self.record_stats(norm=[norm], factor=factors, is_global=True)
+
     def summarize_stats(self, raw: dict[str, Any]) -> dict[str, Any]:
         """``norm``/``factor``/``clipped`` for a global norm, else ``norm_max``, ``norm_mean``,
         ``factor_min``, ``factor_max`` and ``clip_frac`` (over tensors or slices)."""

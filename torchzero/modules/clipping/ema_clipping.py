@@ -19,12 +19,11 @@ __all__ = ["ClipNormByEMA", "NormalizeByEMA", "ClipValueByEMA"]
 EMA_INITS = ("zeros", "update")
 
 
-def _init_ema(tensors: list[Tensor], states: list[dict[str, Any]], ema_init: Any, absolute: bool) -> list[Tensor]:
-    inits = ema_init if not is_uniform(ema_init) else [ema_init] * len(tensors)
-    for t, st, init in zip(tensors, states, inits):
-        if "ema" not in st:
-            st["ema"] = (t.abs() if absolute else t.clone()) if init == "update" else torch.zeros_like(t)
-    return [st["ema"] for st in states]
+def _init_ema(tensor: Tensor, ema_init: str, absolute: bool) -> dict[str, Any]:
+    """A new state: the EMA starts at the update (its magnitude, if ``absolute``) or at zero."""
+    if ema_init == "update":
+        return {"ema": tensor.abs() if absolute else tensor.clone()}
+    return {"ema": torch.zeros_like(tensor)}
 
 
 def _as_tensor(value: Any, like: Tensor) -> Any:
@@ -62,6 +61,8 @@ class ClipNormByEMA(Transform):
 
     NORMALIZE = False
 
+    STATE_KEYS = {"ema": "like_param"}
+
     def __init__(
         self,
         beta: float = 0.99,
@@ -91,14 +92,17 @@ class ClipNormByEMA(Transform):
         if "ema_init" in s:
             check_choice("ema_init", s["ema_init"], EMA_INITS, owner=o)
 
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return _init_ema(tensor, setting["ema_init"], absolute=False)
+
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        beta, eps, ema_init = settings.values("beta", "eps", "ema_init")
+        beta, eps = settings.values("beta", "eps")
         stats: dict[str, list[Tensor]] = {"norm": [], "factor": [], "ema_norm": []}
         is_global = True
         for (ord, tensorwise, growth), idx in settings.groups("ord", "tensorwise", "max_ema_growth"):
             ts = [tensors[i] for i in idx]
             sts = [states[i] for i in idx]
-            u_norm, e, d = self._update_group(ts, sts, subset(beta, idx), subset(eps, idx), subset(ema_init, idx), parse_ord(ord), tensorwise, growth)
+            u_norm, e, d = self._update_group(ts, sts, subset(beta, idx), subset(eps, idx), parse_ord(ord), tensorwise, growth)
             stats["norm"].append(u_norm)
             stats["factor"].append(d.reciprocal())
             stats["ema_norm"].append(e)
@@ -111,9 +115,11 @@ class ClipNormByEMA(Transform):
         out["ema_norm"] = torch.cat([e.reshape(-1).float() for e in raw["ema_norm"]]).mean()
         return out
 
-    def _update_group(self, ts, sts, beta, eps, ema_init, ord, tensorwise, growth):  # type: ignore[no-untyped-def]
+    def _update_group(
+        self, ts: list[Tensor], sts: list[Any], beta: Any, eps: Any, ord: Any, tensorwise: bool, growth: float | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Steps 1-3 for one group; keeps the divisor in state and returns (norm, ema norm, divisor)."""
-        ema = _init_ema(ts, sts, ema_init, absolute=False)
+        ema = [st["ema"] for st in sts]
         torch._foreach_lerp_(ema, ts, 1 - beta if is_uniform(beta) else [1 - b for b in beta])
         if tensorwise:
             e = tensor_norm_vector(ema, ord)
@@ -190,6 +196,8 @@ class ClipValueByEMA(Transform):
         >>> opt = tz.Modular(model.parameters(), tz.m.ClipValueByEMA(ema_init="update", ema_tfm=tz.m.LR(2.0)), tz.m.Adam(), tz.m.LR(1e-3))
     """
 
+    STATE_KEYS = {"ema": "like_param"}
+
     def __init__(
         self,
         beta: float = 0.99,
@@ -208,9 +216,12 @@ class ClipValueByEMA(Transform):
         if "ema_init" in s:
             check_choice("ema_init", s["ema_init"], EMA_INITS, owner="ClipValueByEMA")
 
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return _init_ema(tensor, setting["ema_init"], absolute=True)
+
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        beta, ema_init = settings.values("beta", "ema_init")
-        ema = _init_ema(tensors, states, ema_init, absolute=True)
+        beta = settings["beta"]
+        ema = states["ema"]
         torch._foreach_lerp_(ema, torch._foreach_abs(tensors), 1 - beta if is_uniform(beta) else [1 - b for b in beta])
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:

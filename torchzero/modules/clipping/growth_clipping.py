@@ -54,6 +54,8 @@ class ClipValueGrowth(TensorwiseTransform):
         >>> opt = tz.Modular(model.parameters(), tz.m.Adam(), tz.m.ClipValueGrowth(mul=2.0), tz.m.LR(1e-3))
     """
 
+    STATE_KEYS = {"prev": "like_param"}
+
     def __init__(
         self,
         add: float | None = None,
@@ -67,10 +69,12 @@ class ClipValueGrowth(TensorwiseTransform):
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         _check_growth(s, "ClipValueGrowth")
 
+    def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
+        return {"prev": tensor.clone()}
+
     def apply_tensor(self, tensor: Tensor, state: dict[str, Any], setting: Mapping[str, Any], ctx: Context, i: int) -> Tensor:
         add, mul, min_value, max_decay = setting["add"], setting["mul"], setting["min_value"], setting["max_decay"]
-        if "prev" not in state:
-            state["prev"] = tensor.clone()
+        if i in ctx.new:  # the first update is kept as it is
             return tensor
         if add is None and mul is None:
             return tensor
