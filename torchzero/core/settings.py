@@ -89,7 +89,8 @@ class Settings(list):
 
     def subset(self, idx: Sequence[int]) -> Settings:
         """The settings of the tensors at positions ``idx``."""
-        return Settings(list.__getitem__(self, i) for i in idx)
+        items = list(self)
+        return Settings(items[i] for i in idx)
 
 
 def _hashable(v: Any) -> Any:

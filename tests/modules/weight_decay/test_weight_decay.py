@@ -142,8 +142,7 @@ def test_adamw_chain_takes_the_fused_path(monkeypatch, kernel):
     real = torch._fused_adamw_
     monkeypatch.setattr(torch, "_fused_adamw_", lambda *a, **k: (calls.append(k["weight_decay"]), real(*a, **k))[1])
     real_own = cpu_kernels.adam_
-    wd_column = cpu_kernels.ADAM_SCALARS.index("weight_decay")  # in the CPU kernel's rows of scalars
-    monkeypatch.setattr(cpu_kernels, "adam_", lambda *a: (calls.append(a[5][0][wd_column]), real_own(*a))[1])
+    monkeypatch.setattr(cpu_kernels, "adam_", lambda *a: (calls.append(a[5][0]["weight_decay"]), real_own(*a))[1])
     params = make_params(SHAPES, dtype=torch.float32)
     opt = tz.Modular(params, tz.m.Adam(), tz.m.WeightDecay(0.1), tz.m.LR(1e-2))
     set_grads(params, 0)

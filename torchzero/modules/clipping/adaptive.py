@@ -446,7 +446,9 @@ class SpikeClip(Transform):
         with momentum reset for stable LLM training. https://arxiv.org/abs/2501.06842
     """
 
-    STATE_KEYS = {"step": "step"}
+    # a Python count (not a step counter tensor): the warmup test branches on it, which
+    # torch.compile can't do on a tensor
+    STATE_KEYS = {"step": "count"}
 
     def __init__(
         self,
@@ -471,8 +473,8 @@ class SpikeClip(Transform):
 
     def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
         if self.source is not None:  # the source module keeps the second moment
-            return {}
-        return {"exp_avg_sq": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
+            return {"step": 0}
+        return {"step": 0, "exp_avg_sq": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         theta, beta, warmup = settings.values("theta", "beta", "warmup")
@@ -486,8 +488,10 @@ class SpikeClip(Transform):
                     raise ValueError(f"SpikeClip: source must keep a second moment of squares, but it has pow={bad[0]!r}; use pow=2 or no source")
             source_state = self.source.state
             v = [(source_state.get(p) or {}).get("exp_avg_sq") for p in ctx.params]
-        warm, steps = as_list(warmup, len(states)), as_list(ctx.step, len(states))
-        idx = [i for i, (t, w, vi) in enumerate(zip(steps, warm, v)) if t > w and vi is not None]
+        for st in states:
+            st["step"] += 1
+        warm = as_list(warmup, len(states))
+        idx = [i for i, (st, w, vi) in enumerate(zip(states, warm, v)) if st["step"] > w and vi is not None]
         if idx:
             if len(idx) != len(tensors):
                 tensors_, v_, theta = [tensors[i] for i in idx], [v[i] for i in idx], subset(theta, idx)
