@@ -158,6 +158,7 @@ class Transform(Module):
     _LIKE_PARAM_KEYS: tuple[str, ...] = ()  # checked against the parameters before each step
     _STEP_KEY: str | None = None  # the step counter the base class creates and advances
     _READY_KEY: str | None = None  # a key every initialised state has
+    _HAS_INIT: bool = False  # whether the class implements init_state
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -165,6 +166,7 @@ class Transform(Module):
         cls._LIKE_PARAM_KEYS = like_param_keys(cls)
         cls._STEP_KEY = next((k for k, kind in cls.STATE_KEYS.items() if kind == "step"), None)
         cls._READY_KEY = next(iter(cls.STATE_KEYS), None)
+        cls._HAS_INIT = cls.init_state is not Transform.init_state
 
     def __init__(
         self,
@@ -218,16 +220,22 @@ class Transform(Module):
         """Creates the states that are empty (:meth:`init_state`, and a step counter if one is
         declared), then advances the step counters. Returns the positions of the new states."""
         new: list[int] = []
-        ready = self._READY_KEY
         step = self._STEP_KEY
+        if not self._HAS_INIT and step is None:  # a stateless module, or one that makes its own
+            return new
+        # a key every made state has: declared, else learnt from the first state made
+        ready = self._READY_KEY or self.__dict__.get("_init_key")
         if ready is None or not states.has_all(ready):
             new = [i for i, st in enumerate(states) if not st]
             for i in new:
                 st = states[i]
                 if step is not None:
                     st[step] = new_step()
-                for k, v in self.init_state(tensors[i], settings[i]).items():
+                made = self.init_state(tensors[i], settings[i])
+                for k, v in made.items():
                     st[k] = v
+                if made and ready is None:
+                    ready = self._init_key = next(iter(made))
         if step is not None:
             advance(states, step, owner=self)
         return new

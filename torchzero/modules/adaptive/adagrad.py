@@ -10,7 +10,6 @@ from torch import Tensor
 from ...core.settings import as_list
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.adagrad import adagrad_accumulate_, adagrad_denominator, adagrad_step_size
-from ...functional._scalars import is_value
 from ...utils.validation import check_bool, check_number
 
 __all__ = ["Adagrad"]
@@ -135,6 +134,6 @@ class Adagrad(Transform):
             ts = [tensors[i] for i in idx]
             torch._foreach_div_(ts, denom)
             scale = adagrad_step_size(sub["alpha"], sub["lr_decay"], steps)
-            if not is_value(scale, 1.0):
+            if isinstance(scale, list) or isinstance(scale, Tensor) or scale != 1.0:
                 torch._foreach_mul_(ts, scale)
         return tensors

@@ -367,7 +367,10 @@ class ZClip(Transform):
         return out
 
     @staticmethod
-    def _clip_group(ts, sts, alpha, z_thresh, max_grad_norm, eps, warmup_steps, mode, clip_option, clip_factor, skip_on_spike) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    def _clip_group(
+        ts: list[Tensor], sts: list[Any], alpha: float, z_thresh: float, max_grad_norm: float | None, eps: float,
+        warmup_steps: int, mode: str, clip_option: str, clip_factor: float, skip_on_spike: bool,
+    ) -> dict[str, torch.Tensor]:
         """Clips one group in place and updates its state; returns what it measured."""
         prev = latest_state(sts)
         step = prev["step"] if prev else 0

@@ -201,7 +201,17 @@ class ClipNormGrowth(Transform):
         return summarize_norm_scaling(raw, raw["is_global"])
 
 
-def _clip_norm_growth_(ts: list[Tensor], sts: list[dict[str, Any]], add, mul, min_value, max_decay, ord, tensorwise, copy=False) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
+def _clip_norm_growth_(
+    ts: list[Tensor],
+    sts: list[Any],
+    add: float | None,
+    mul: float | None,
+    min_value: float | None,
+    max_decay: float | None,
+    ord: Ord,
+    tensorwise: bool,
+    copy: bool = False,
+) -> tuple[Tensor, Tensor]:
     """One group of ClipNormGrowth, in place (``copy``: ``ts[:]`` replaced by new tensors, the
     old ones only read); returns the norm(s) before and the divisor(s)."""
     if tensorwise:

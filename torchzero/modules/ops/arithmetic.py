@@ -48,7 +48,7 @@ class Mul(OperandTransform):
         if "other" in s:
             check_operand("other", s["other"], "Mul")
 
-    def apply_op(self, tensors, chained, settings):  # type: ignore[no-untyped-def]
+    def apply_op(self, tensors: list[Tensor], chained: dict[str, list[Tensor]], settings: Settings) -> list[Tensor]:
         torch._foreach_mul_(tensors, self.operand("other", chained, settings))
         return tensors
 
@@ -80,7 +80,7 @@ class Div(OperandTransform):
         if "other" in s:
             check_operand("other", s["other"], "Div", nonzero=True)
 
-    def apply_op(self, tensors, chained, settings):  # type: ignore[no-untyped-def]
+    def apply_op(self, tensors: list[Tensor], chained: dict[str, list[Tensor]], settings: Settings) -> list[Tensor]:
         torch._foreach_div_(tensors, self.operand("other", chained, settings))
         return tensors
 
@@ -99,7 +99,7 @@ class _AddSub(OperandTransform):
         if "alpha" in s:
             check_number("alpha", s["alpha"], owner=name)
 
-    def apply_op(self, tensors, chained, settings):  # type: ignore[no-untyped-def]
+    def apply_op(self, tensors: list[Tensor], chained: dict[str, list[Tensor]], settings: Settings) -> list[Tensor]:
         (alpha,) = settings.values("alpha")
         if "other" in chained:
             other = chained["other"]
@@ -199,7 +199,7 @@ class Clip(OperandTransform):
             if name in s:
                 check_operand(name, s[name], "Clip", optional=True)
 
-    def apply_op(self, tensors, chained, settings):  # type: ignore[no-untyped-def]
+    def apply_op(self, tensors: list[Tensor], chained: dict[str, list[Tensor]], settings: Settings) -> list[Tensor]:
         for name, scalar_op, tensor_op in (
             ("min", torch._foreach_clamp_min_, torch._foreach_maximum_),
             ("max", torch._foreach_clamp_max_, torch._foreach_minimum_),
