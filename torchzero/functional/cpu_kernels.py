@@ -245,7 +245,7 @@ def library() -> ctypes.CDLL | None:
     return _lib
 
 
-_PLAIN = (Tensor, torch.nn.Parameter)
+_Parameter = torch.nn.Parameter
 
 
 def eligible(*tensors: Tensor) -> bool:
@@ -255,7 +255,8 @@ def eligible(*tensors: Tensor) -> bool:
     if dtype not in _DTYPES:
         return False
     for t in tensors:  # a plain loop: this runs for every tensor on every step
-        if type(t) not in _PLAIN or not t.is_cpu or t.dtype != dtype or not t.is_contiguous():
+        kind = type(t)
+        if (kind is not Tensor and kind is not _Parameter) or t.dtype is not dtype or not t.is_cpu or not t.is_contiguous():
             return False
     return True
 
@@ -267,7 +268,7 @@ def usable(*tensors: Tensor) -> bool:
 
 
 def _ptrs(tensors: Sequence[Tensor]) -> ctypes.Array:
-    return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
+    return (ctypes.c_void_p * len(tensors))(*map(Tensor.data_ptr, tensors))
 
 
 def _reduce(kind: str, tensors: Sequence[Tensor]) -> list[float]:
