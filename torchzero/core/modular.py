@@ -5,6 +5,8 @@ chain and moves the parameters by ``-update``.
 """
 from __future__ import annotations
 
+import inspect
+
 import math
 import numbers
 import warnings
@@ -105,6 +107,36 @@ def _check_each_module_once(chain: Chain) -> None:
         seen[id(m)] = path
 
 
+class Evaluations:
+    """The closure of a step, counting its calls: ``nfev`` all of them, ``ngev`` those with
+    ``backward=True`` (gradient evaluations)."""
+
+    __slots__ = ("closure", "nfev", "ngev", "takes_backward")
+
+    def __init__(self, closure: Callable[..., Any]):
+        self.closure, self.nfev, self.ngev = closure, 0, 0
+        try:
+            params = inspect.signature(closure).parameters.values()
+            self.takes_backward = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+        except (TypeError, ValueError):
+            self.takes_backward = True
+
+    def __call__(self, backward: bool = True) -> Any:
+        if not self.takes_backward:
+            if not backward:
+                raise TypeError(
+                    "a module of this chain evaluates the loss without gradients, calling closure(backward=False), but the "
+                    "closure takes no argument; write it as `def closure(backward=True): ...` and call loss.backward() "
+                    "only when backward is True"
+                )
+            self.nfev += 1
+            self.ngev += 1
+            return self.closure()
+        self.nfev += 1
+        self.ngev += bool(backward)
+        return self.closure(backward)
+
+
 class Modular(torch.optim.Optimizer):
     """An optimizer made of a chain of modules.
 
@@ -162,6 +194,7 @@ class Modular(torch.optim.Optimizer):
         flat = _unwrap_chains(flatten_modules(modules, "Modular"))
         if not flat:
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
+        self._evaluations: Evaluations | None = None  # the last step's closure, counting its calls
         self.chain = Chain(*flat)
         _check_each_module_once(self.chain)
         defaults: dict[str, Any] = {}
@@ -272,8 +305,14 @@ class Modular(torch.optim.Optimizer):
 
         Args:
             closure: optional ``closure(backward=True)`` that zeroes the gradients, computes the
-                loss and, if ``backward``, calls ``loss.backward()``; it is called once, before
-                the modules run. Plain zero-argument closures work too.
+                loss and, if ``backward``, calls ``loss.backward()``. It is called once with
+                ``backward=True`` before the modules run; modules that evaluate the loss
+                elsewhere call it again: a line search once per trial step, with
+                ``backward=True`` (``StrongWolfe``) or ``False`` (``Backtracking``), and puts
+                the parameters back before the update is applied. ``opt.stats()["nfev"]`` and
+                ``["ngev"]`` count the calls of the last step and those with ``backward``, as
+                scipy's ``nfev``/``njev``. Plain zero-argument closures work for chains that
+                don't call it again.
 
         Returns:
             The loss returned by the closure, or ``None``.
@@ -282,7 +321,9 @@ class Modular(torch.optim.Optimizer):
         fused form or the chain, apply the update to the parameters.
         """
         loss = None
+        self._evaluations = None
         if closure is not None:
+            closure = self._evaluations = Evaluations(closure)
             with torch.enable_grad():
                 loss = closure()
         groups = self._collect()
@@ -435,11 +476,15 @@ class Modular(torch.optim.Optimizer):
             >>> {k: round(v.item(), 3) for k, v in opt.stats().items()}
             {'ClipNorm/norm': 5.0, 'ClipNorm/factor': 0.2, 'ClipNorm/clipped': 1.0}
         """
+        out: dict[str, Tensor] = {}
+        evaluations = self._evaluations
+        if evaluations is not None:  # the closure calls of the last step
+            out["nfev"] = torch.tensor(float(evaluations.nfev))
+            out["ngev"] = torch.tensor(float(evaluations.ngev))
         named = [(path, m) for path, m in self.chain.named_modules() if path]
         counts: dict[str, int] = {}
         for _, m in named:
             counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
-        out: dict[str, Tensor] = {}
         for path, m in named:
             name = type(m).__name__
             prefix = name if counts[name] == 1 else f"{name}.{path}"

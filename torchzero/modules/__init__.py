@@ -72,6 +72,13 @@ from .control import (
     Multistep,
     Wrap,
 )
+from .line_search import (
+    Backtracking,
+    StrongWolfe,
+)
+from .quasi_newton import (
+    LBFGS,
+)
 
 __all__ = [
     "Chain",
@@ -129,4 +136,7 @@ __all__ = [
     "Alternate",
     "Multistep",
     "Wrap",
+    "Backtracking",
+    "StrongWolfe",
+    "LBFGS",
 ]

@@ -1,0 +1,51 @@
+"""Registry entries for the classical methods: line searches (Backtracking, StrongWolfe) and
+quasi-Newton (LBFGS)."""
+from __future__ import annotations
+
+import math
+
+import torchzero as tz
+
+from . import BadArg, Case
+
+NAN, INF = math.nan, math.inf
+
+CASES = [
+    Case("LBFGS", lambda: tz.m.LBFGS(), ("LBFGS",)),
+    Case("LBFGS-history2-reset", lambda: tz.m.LBFGS(history_size=2, tol_reset=True), ("LBFGS",)),
+    Case("LBFGS-inner-Adam", lambda: tz.m.LBFGS(inner=tz.m.Adam()), ("LBFGS",)),
+    Case("LBFGS-update_freq2", lambda: tz.m.LBFGS(update_freq=2), ("LBFGS",)),
+    Case("Backtracking", lambda: tz.m.Backtracking(), ("Backtracking",), needs_closure=True, lr=1.0),
+    Case("Backtracking-decrease", lambda: tz.m.Backtracking(init=2.0, condition="decrease", adaptive=False), ("Backtracking",), needs_closure=True, lr=1.0),
+    Case("StrongWolfe", lambda: tz.m.StrongWolfe(), ("StrongWolfe",), needs_closure=True, lr=1.0),
+    Case("LBFGS-StrongWolfe", lambda: [tz.m.LBFGS(), tz.m.StrongWolfe()], ("LBFGS", "StrongWolfe"), needs_closure=True, lr=1.0),
+    Case(
+        "StrongWolfe-first-order-bisection",
+        lambda: tz.m.StrongWolfe(c2=0.1, a_init="first-order", interpolation="bisection", fallback=True),
+        ("StrongWolfe",),
+        needs_closure=True,
+        lr=1.0,
+    ),
+]
+
+BAD_ARGS = [
+    *[
+        BadArg(f"LBFGS-history_size={v!r}", lambda v=v: tz.m.LBFGS(history_size=v), (ValueError, TypeError), "LBFGS.*history_size")
+        for v in [0, -1, 2.5, None, "10"]
+    ],
+    *[BadArg(f"LBFGS-tol={v!r}", lambda v=v: tz.m.LBFGS(tol=v), (ValueError, TypeError), "LBFGS.*tol") for v in [-1.0, NAN, "x"]],
+    *[BadArg(f"LBFGS-update_freq={v!r}", lambda v=v: tz.m.LBFGS(update_freq=v), (ValueError, TypeError), "LBFGS.*update_freq") for v in [0, 1.5]],
+    *[
+        BadArg(f"Backtracking-beta={v!r}", lambda v=v: tz.m.Backtracking(beta=v), (ValueError, TypeError), "Backtracking.*beta")
+        for v in [0.0, 1.0, -0.5, NAN, None]
+    ],
+    *[BadArg(f"Backtracking-init={v!r}", lambda v=v: tz.m.Backtracking(init=v), (ValueError, TypeError), "Backtracking.*init") for v in [0.0, -1.0, INF]],
+    BadArg("Backtracking-condition=wolfe", lambda: tz.m.Backtracking(condition="wolfe"), ValueError, "Backtracking.*condition"),
+    BadArg("Backtracking-maxiter=0", lambda: tz.m.Backtracking(maxiter=0), ValueError, "Backtracking.*maxiter"),
+    *[BadArg(f"StrongWolfe-c1={v!r}", lambda v=v: tz.m.StrongWolfe(c1=v), (ValueError, TypeError), "StrongWolfe.*c1") for v in [0.0, 1.0, NAN]],
+    BadArg("StrongWolfe-c2<c1", lambda: tz.m.StrongWolfe(c1=0.5, c2=0.1), ValueError, "StrongWolfe.*c2"),
+    BadArg("StrongWolfe-a_init=cubic", lambda: tz.m.StrongWolfe(a_init="cubic"), ValueError, "StrongWolfe.*a_init"),
+    BadArg("StrongWolfe-interpolation=polynomial", lambda: tz.m.StrongWolfe(interpolation="polynomial"), ValueError, "StrongWolfe.*interpolation"),
+    BadArg("StrongWolfe-maxiter=0", lambda: tz.m.StrongWolfe(maxiter=0), ValueError, "StrongWolfe.*maxiter"),
+    BadArg("StrongWolfe-maxeval=0", lambda: tz.m.StrongWolfe(maxeval=0), ValueError, "StrongWolfe.*maxeval"),
+]

@@ -1,0 +1,40 @@
+r"""L-BFGS's two-loop recursion (stateless, on flat vectors).
+
+References:
+    Nocedal, J., & Wright, S. J. (2006). Numerical Optimization (2nd ed.), Algorithm 7.4 and
+    eq. 7.20 (the scaled initial Hessian).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+__all__ = ["two_loop"]
+
+
+def two_loop(q: Tensor, s: Sequence[Tensor], y: Sequence[Tensor], rho: Sequence[Tensor]) -> Tensor:
+    r"""$H q$ for the L-BFGS inverse-Hessian approximation $H$ of the pairs $(s_i, y_i)$, oldest
+    first, with $\rho_i = 1/(s_i \cdot y_i)$ and $H_0 = \gamma I$, $\gamma = s_k\cdot y_k / y_k\cdot y_k$
+    from the newest pair. ``q`` is overwritten (pass a copy to keep it). No pairs: $q$ itself.
+
+    Example:
+        >>> import torch
+        >>> A = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+        >>> s = [torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)]
+        >>> y = [A @ v for v in s]
+        >>> two_loop(torch.tensor([1.0, 4.0], dtype=torch.float64), s, y, [1 / si.dot(yi) for si, yi in zip(s, y)])
+        tensor([1., 1.], dtype=torch.float64)
+    """
+    if not s:
+        return q
+    alphas = []
+    for si, yi, ri in zip(reversed(s), reversed(y), reversed(rho)):
+        a = ri * si.dot(q)
+        q.sub_(yi * a)
+        alphas.append(a)
+    q.mul_(s[-1].dot(y[-1]) / y[-1].dot(y[-1]))
+    for si, yi, ri, a in zip(s, y, rho, reversed(alphas)):
+        b = ri * yi.dot(q)
+        q.add_(si * (a - b))
+    return q

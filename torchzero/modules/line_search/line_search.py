@@ -1,0 +1,138 @@
+"""``LineSearch``: the base of modules that scale the update by a step length they search for,
+re-evaluating the closure at trial points."""
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...core.module import Module
+from ...core.settings import PerTensor
+from ...core.var import Var
+
+__all__ = ["LineSearch", "Trials"]
+
+
+def _dot(a: list[Tensor], b: list[Tensor]) -> float:
+    """``sum(a_i . b_i)`` in float64, read on the host (one sync)."""
+    if not a:
+        return 0.0
+    products = torch._foreach_mul([x.double() for x in a], [y.double() for y in b])
+    return float(torch.stack([p.sum() for p in products]).sum())
+
+
+class Trials:
+    r"""The objective along the update, $\phi(a) = f(x - a\,d)$, for a line search.
+
+    Moves the parameters to $x - a\,d$ (from the saved $x$), calls the closure, and keeps count.
+    :meth:`restore` puts the parameters back at $x$.
+
+    Attributes:
+        f0: $\phi(0)$, the loss at $x$ (a float).
+        g0: $\phi'(0) = -g \cdot d$ (a float).
+        evaluations: closure calls made so far.
+    """
+
+    def __init__(self, var: Var, direction: list[Tensor]):
+        if var.closure is None:
+            raise RuntimeError(
+                "a line search evaluates the loss at trial points: pass a closure to opt.step(closure), "
+                "written as `def closure(backward=True): ...` (see the Modular docstring)"
+            )
+        self.var = var
+        self.params = var.params
+        self.direction = direction
+        self.x0 = [p.detach().clone() for p in self.params]
+        self.f0 = float(var.get_loss(backward=False))
+        self.g0 = -_dot(var.get_grad(), direction)
+        self.evaluations = 0
+
+    def _move(self, a: float) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.x0)
+            if a != 0:
+                torch._foreach_add_(self.params, self.direction, alpha=-a)
+
+    def value(self, a: float) -> float:
+        r"""$\phi(a)$ (``inf`` where the loss is not finite)."""
+        self._move(a)
+        self.evaluations += 1
+        with torch.enable_grad():
+            loss = self.var.closure(False)  # type: ignore[misc]
+        f = float(loss)
+        return f if math.isfinite(f) else math.inf
+
+    def value_and_slope(self, a: float) -> tuple[float, float]:
+        r"""$(\phi(a), \phi'(a))$, the slope from the gradient at the trial point."""
+        self._move(a)
+        self.evaluations += 1
+        with torch.enable_grad():
+            loss = self.var.closure(True)  # type: ignore[misc]
+        f = float(loss)
+        if not math.isfinite(f):
+            return math.inf, math.nan
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        return f, -_dot(grads, self.direction)
+
+    def restore(self) -> None:
+        """Puts the parameters back where the step started."""
+        self._move(0.0)
+
+
+class LineSearch(Module):
+    r"""A module that multiplies the update $d$ by a step length $a$ it searches for along
+    $x - a\,d$, calling the closure at trial points (subclasses implement :meth:`search`).
+
+    The parameters are where the step started when the module returns; ``Modular`` then moves
+    them by $a\,d$. The step length and the closure calls of the search are in ``opt.stats()``
+    (``"<Module>/step_size"``, ``"<Module>/evaluations"``). When the update is not a descent
+    direction ($g \cdot d \le 0$) or no step is found, the step length is 0 and the parameters
+    stay where they are.
+    """
+
+    def __init__(self, defaults: dict[str, Any] | None = None):
+        super().__init__(defaults)
+
+    def coupled_settings(self, params: list[Tensor]) -> dict[str, Any]:
+        """The settings, which must be the same for every parameter: the search is one for all
+        of them (a param group with its own value is an error)."""
+        settings = self.settings_list(params)
+        out = {}
+        for key in self.defaults:
+            value = settings[key]
+            if isinstance(value, PerTensor):
+                raise ValueError(
+                    f"{type(self).__name__}: {key} differs between param groups ({sorted(set(map(repr, value)))}), but one "
+                    f"line search serves all parameters; give {key} one value (remove it from the param groups)"
+                )
+            out[key] = value
+        return out
+
+    @abstractmethod
+    def search(self, trials: Trials, settings: dict[str, Any]) -> float:
+        """The step length (0 if none is acceptable)."""
+
+    def step(self, var: Var) -> Var:
+        if not var.params:
+            return var
+        direction = var.get_update()
+        trials = Trials(var, direction)
+        settings = self.coupled_settings(var.params)
+        a = 0.0
+        if trials.g0 > 0 and settings.get("plus_minus"):  # an ascent direction: search along -d
+            torch._foreach_neg_(direction)
+            trials.g0 = -trials.g0
+        try:
+            if trials.g0 < 0 and math.isfinite(trials.f0):
+                a = float(self.search(trials, settings))
+        finally:
+            trials.restore()
+        if not math.isfinite(a):
+            a = 0.0
+        torch._foreach_mul_(direction, a)
+        var.update = direction
+        self.record_stats(step_size=torch.tensor(a), evaluations=torch.tensor(float(trials.evaluations)))
+        return var

@@ -1,0 +1,4 @@
+"""Quasi-Newton methods: curvature from differences of gradients."""
+from .lbfgs import LBFGS
+
+__all__ = ["LBFGS"]

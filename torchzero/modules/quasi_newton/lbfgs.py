@@ -1,0 +1,170 @@
+"""``LBFGS``: limited-memory BFGS on all parameters flattened together."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...core.settings import PerTensor
+from ...core.transform import Context, Settings, States, Transform
+from ...functional.lbfgs import two_loop
+from ...utils.validation import MAX_BUFFER, check_bool, check_int, check_number
+
+__all__ = ["LBFGS"]
+
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _flat(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
+    return torch.cat([t.reshape(-1).to(dtype) for t in tensors]) if tensors else torch.zeros(0, dtype=dtype)
+
+
+def _unflat_(vec: Tensor, tensors: Sequence[Tensor]) -> None:
+    """Copies ``vec`` into ``tensors`` (in order, cast to their dtypes)."""
+    i = 0
+    for t in tensors:
+        n = t.numel()
+        t.copy_(vec[i : i + n].view_as(t))
+        i += n
+
+
+class LBFGS(Transform):
+    r"""Limited-memory BFGS: the update becomes $H u$, with $H$ the L-BFGS approximation of the
+    inverse Hessian from the last ``history_size`` pairs.
+
+    All parameters are one vector $x$ (curvature couples them). Each step, with $u$ the update
+    this module receives (the gradient, or what earlier modules made of it):
+
+    1. the pair $s = x_k - x_{k-1}$, $y = u_k - u_{k-1}$ joins the history unless
+       $s \cdot y \le$ ``tol`` (not positive curvature) or $\max|y| \le$ ``gtol``; with
+       ``tol_reset`` a rejected pair clears the history;
+    2. ``inner`` modules, if any, transform $u$;
+    3. $u \leftarrow H u$ by the two-loop recursion (Nocedal & Wright, Algorithm 7.4) with
+       $H_0 = \frac{s\cdot y}{y \cdot y} I$ from the newest pair. With no pairs yet, the update is
+       $u \cdot \min(1, 1/\lVert u\rVert_1)$, as ``torch.optim.LBFGS`` scales its first step.
+
+    Use it with a line search, which finds the step length: followed by ``StrongWolfe()`` it is
+    ``torch.optim.LBFGS(line_search_fn="strong_wolfe", max_iter=1)`` (one iteration per
+    ``step``). The math is done in the widest dtype of the parameters (float32 for half
+    precision). When the set of parameters that have gradients changes, the history is
+    cleared.
+
+    Args:
+        history_size: pairs kept, ``>= 1`` (default: ``10``).
+        tol: pairs with $s \cdot y \le$ ``tol`` are rejected (default: ``1e-10``, as torch).
+        tol_reset: clear the history when a pair is rejected (default: ``False``).
+        gtol: pairs with $\max |y| \le$ ``gtol`` are rejected (default: ``1e-10``).
+        update_freq: add a pair every ``update_freq`` steps (default: ``1``).
+        inner: modules applied to the update after the history is updated and before $H$
+            (default: ``None``).
+
+    Example:
+        >>> import torch, torchzero as tz
+        >>> x = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> opt = tz.Modular([x], tz.m.LBFGS(history_size=5), tz.m.StrongWolfe())
+        >>> def closure(backward=True):
+        ...     loss = (x[0] - 1) ** 2 + 10 * (x[1] + 2) ** 2
+        ...     if backward:
+        ...         opt.zero_grad()
+        ...         loss.backward()
+        ...     return loss
+        >>> for _ in range(10):
+        ...     _ = opt.step(closure)
+        >>> x.detach()
+        tensor([ 1., -2.])
+
+    References:
+        Liu, D. C., & Nocedal, J. (1989). On the limited memory BFGS method for large scale
+        optimization. Mathematical Programming, 45, 503-528.
+
+        Nocedal, J., & Wright, S. J. (2006). Numerical Optimization (2nd ed.), Section 7.2.
+    """
+
+    def __init__(
+        self,
+        history_size: int = 10,
+        tol: float | None = 1e-10,
+        tol_reset: bool = False,
+        gtol: float | None = 1e-10,
+        update_freq: int = 1,
+        inner: Any = None,
+    ):
+        defaults = dict(history_size=history_size, tol=tol, tol_reset=tol_reset, gtol=gtol, update_freq=update_freq)
+        super().__init__(defaults, inner=inner)
+
+    def validate_settings(self, s: Mapping[str, Any]) -> None:
+        o = "LBFGS"
+        if "history_size" in s:
+            check_int("history_size", s["history_size"], owner=o, min=1, max=MAX_BUFFER)
+        for key in ("tol", "gtol"):
+            if key in s and s[key] is not None:
+                check_number(key, s[key], owner=o, min=0.0)
+        if "tol_reset" in s:
+            check_bool("tol_reset", s["tol_reset"], owner=o)
+        if "update_freq" in s:
+            check_int("update_freq", s["update_freq"], owner=o, min=1, max=MAX_BUFFER)
+
+    def _coupled(self, settings: Settings) -> dict[str, Any]:
+        out = {}
+        for key in self.defaults:
+            value = settings[key]
+            if isinstance(value, PerTensor):
+                raise ValueError(
+                    f"LBFGS: {key} differs between param groups ({value!r}), but L-BFGS couples all parameters; "
+                    f"give {key} one value (remove it from the param groups)"
+                )
+            out[key] = value
+        return out
+
+    @staticmethod
+    def _dtype(tensors: Sequence[Tensor]) -> torch.dtype:
+        dtype = tensors[0].dtype
+        for t in tensors[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+        return torch.float32 if dtype in _LOW else dtype
+
+    def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
+        s = self._coupled(settings)
+        gs = self.global_state
+        dtype = self._dtype(tensors)
+        index = {id(p): i for i, p in enumerate(self._params)}
+        layout = [index.get(id(p), -1) for p in ctx.params]
+        if gs.get("layout") != layout or ("x" in gs and gs["x"].dtype != dtype):  # other parameters than last step: start over
+            gs.clear()
+            gs.update(layout=layout, s=[], y=[], rho=[], steps=0)
+        x = _flat([p.detach() for p in ctx.params], dtype)
+        u = _flat(tensors, dtype)
+        gs["steps"] += 1
+        if "x" in gs and (gs["steps"] - 1) % s["update_freq"] == 0:
+            sk, yk = x - gs["x"], u - gs["u"]
+            sy = sk.dot(yk)
+            ok = bool(sy > (s["tol"] or 0.0)) and (s["gtol"] is None or bool(yk.abs().max() > s["gtol"]))
+            if ok:
+                gs["s"].append(sk)
+                gs["y"].append(yk)
+                gs["rho"].append(1 / sy)
+                while len(gs["s"]) > s["history_size"]:
+                    for key in ("s", "y", "rho"):
+                        gs[key].pop(0)
+            elif s["tol_reset"]:
+                gs.update(s=[], y=[], rho=[])
+        if "x" not in gs or (gs["steps"] - 1) % s["update_freq"] == 0:
+            gs["x"], gs["u"] = x, u
+
+    def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
+        gs = self.global_state
+        q = _flat(tensors, gs["x"].dtype)
+        if not gs["s"]:
+            l1 = float(q.abs().sum())
+            if l1 > 1:
+                q.div_(l1)
+        else:
+            q = two_loop(q, gs["s"], gs["y"], gs["rho"])
+        if not bool(torch.isfinite(q).all()) and math.isfinite(float(_flat(tensors, q.dtype).abs().sum())):
+            gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite
+            q = _flat(tensors, q.dtype)
+        _unflat_(q, tensors)
+        return tensors
