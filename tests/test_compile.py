@@ -174,6 +174,20 @@ CHAINS: dict[str, tuple[Any, ...]] = {
         {},
         5,
     ),
+    "conjugate-gradient": (
+        lambda: [
+            tz.m.PolakRibiere(),
+            tz.m.FletcherReeves(reset_interval=2),
+            tz.m.HestenesStiefel(),
+            tz.m.DaiYuan(),
+            tz.m.LiuStorey(powell_restart=0.1),
+            tz.m.HagerZhang(),
+            tz.m.Normalize(1.0),
+            tz.m.LR(1e-2),
+        ],
+        {},
+        4,
+    ),
     # the modules after it run every other step, so their counters settle later
     "GradientAccumulation-stop": (lambda: [tz.m.GradientAccumulation(2), tz.m.Adam(), tz.m.LR(1e-2)], {}, 6, 6),
 }
@@ -184,6 +198,12 @@ NOT_FULLGRAPH = {
     "SkipOnSpike": "decides on the host whether to skip the step (one host sync per step)",
     "Wrap": "runs a torch.optim optimizer, whose step contains a graph break and which is built on the first step",
     "Multistep": "with steps > 1 it evaluates the closure (a backward pass) inside the step; steps=1 compiles",
+    "Backtracking": "a line search: evaluates the closure at trial points and tests each on the host",
+    "StrongWolfe": "a line search: evaluates the closure at trial points and tests each on the host",
+    "LBFGS": "decides on the host whether to keep each curvature pair (one host sync per step)",
+    "BFGS": "decides on the host whether to keep each curvature pair (one host sync per step)",
+    "DFP": "decides on the host whether to keep each curvature pair (one host sync per step)",
+    "SR1": "decides on the host whether to keep each curvature pair (one host sync per step)",
 }
 
 

@@ -19,6 +19,23 @@ CASES = [
     Case("Backtracking-decrease", lambda: tz.m.Backtracking(init=2.0, condition="decrease", adaptive=False), ("Backtracking",), needs_closure=True, lr=1.0),
     Case("StrongWolfe", lambda: tz.m.StrongWolfe(), ("StrongWolfe",), needs_closure=True, lr=1.0),
     Case("LBFGS-StrongWolfe", lambda: [tz.m.LBFGS(), tz.m.StrongWolfe()], ("LBFGS", "StrongWolfe"), needs_closure=True, lr=1.0),
+    Case("BFGS", lambda: tz.m.BFGS(), ("BFGS",)),
+    Case("BFGS-damping-reset", lambda: tz.m.BFGS(damping=True, reset_interval=3), ("BFGS",)),
+    Case("DFP", lambda: tz.m.DFP(init_scale=0.5), ("DFP",)),
+    Case("SR1", lambda: tz.m.SR1(), ("SR1",)),
+    Case("BFGS-StrongWolfe", lambda: [tz.m.BFGS(), tz.m.StrongWolfe()], ("BFGS", "StrongWolfe"), needs_closure=True, lr=1.0),
+    *[
+        Case(name, (lambda name=name: getattr(tz.m, name)()), (name,))
+        for name in ("PolakRibiere", "FletcherReeves", "HestenesStiefel", "DaiYuan", "LiuStorey", "HagerZhang")
+    ],
+    Case("PolakRibiere-auto-reset-powell", lambda: tz.m.PolakRibiere(reset_interval="auto", powell_restart=0.1), ("PolakRibiere",)),
+    Case(
+        "HagerZhang-StrongWolfe",
+        lambda: [tz.m.HagerZhang(), tz.m.StrongWolfe(c2=0.1, a_init="first-order")],
+        ("HagerZhang", "StrongWolfe"),
+        needs_closure=True,
+        lr=1.0,
+    ),
     Case(
         "StrongWolfe-first-order-bisection",
         lambda: tz.m.StrongWolfe(c2=0.1, a_init="first-order", interpolation="bisection", fallback=True),
@@ -48,4 +65,15 @@ BAD_ARGS = [
     BadArg("StrongWolfe-interpolation=polynomial", lambda: tz.m.StrongWolfe(interpolation="polynomial"), ValueError, "StrongWolfe.*interpolation"),
     BadArg("StrongWolfe-maxiter=0", lambda: tz.m.StrongWolfe(maxiter=0), ValueError, "StrongWolfe.*maxiter"),
     BadArg("StrongWolfe-maxeval=0", lambda: tz.m.StrongWolfe(maxeval=0), ValueError, "StrongWolfe.*maxeval"),
+    *[BadArg(f"BFGS-init_scale={v!r}", lambda v=v: tz.m.BFGS(init_scale=v), (ValueError, TypeError), "BFGS.*init_scale") for v in [0.0, -1.0, "eye", NAN]],
+    *[BadArg(f"DFP-tol={v!r}", lambda v=v: tz.m.DFP(tol=v), (ValueError, TypeError), "DFP.*tol") for v in [-1.0, None, INF]],
+    BadArg("SR1-skip_r=-1", lambda: tz.m.SR1(skip_r=-1.0), ValueError, "SR1.*skip_r"),
+    BadArg("BFGS-reset_interval=0", lambda: tz.m.BFGS(reset_interval=0), ValueError, "BFGS.*reset_interval"),
+    BadArg("BFGS-damping=1", lambda: tz.m.BFGS(damping=1), TypeError, "BFGS.*damping"),
+    *[
+        BadArg(f"PolakRibiere-reset_interval={v!r}", lambda v=v: tz.m.PolakRibiere(reset_interval=v), (ValueError, TypeError), "PolakRibiere.*reset_interval")
+        for v in [0, "always", 2.5]
+    ],
+    BadArg("FletcherReeves-powell_restart=0", lambda: tz.m.FletcherReeves(powell_restart=0.0), ValueError, "FletcherReeves.*powell_restart"),
+    BadArg("HagerZhang-clip_beta=str", lambda: tz.m.HagerZhang(clip_beta="yes"), TypeError, "HagerZhang.*clip_beta"),
 ]

@@ -78,6 +78,17 @@ from .line_search import (
 )
 from .quasi_newton import (
     LBFGS,
+    BFGS,
+    DFP,
+    SR1,
+)
+from .conjugate_gradient import (
+    PolakRibiere,
+    FletcherReeves,
+    HestenesStiefel,
+    DaiYuan,
+    LiuStorey,
+    HagerZhang,
 )
 
 __all__ = [
@@ -139,4 +150,13 @@ __all__ = [
     "Backtracking",
     "StrongWolfe",
     "LBFGS",
+    "BFGS",
+    "DFP",
+    "SR1",
+    "PolakRibiere",
+    "FletcherReeves",
+    "HestenesStiefel",
+    "DaiYuan",
+    "LiuStorey",
+    "HagerZhang",
 ]

@@ -8,7 +8,7 @@ import torch
 
 import torchzero as tz
 from torchzero.functional.lbfgs import two_loop
-from tests.reference.quasi_newton import lbfgs_inverse_hessian
+from reference.quasi_newton import lbfgs_inverse_hessian
 
 F64 = torch.float64
 

@@ -1,6 +1,6 @@
 """Line searches: modules that scale the update by a step length found by evaluating the closure."""
 from .backtracking import Backtracking
-from .line_search import LineSearch
+from .line_search import LineSearch, Trials
 from .strong_wolfe import StrongWolfe
 
-__all__ = ["LineSearch", "Backtracking", "StrongWolfe"]
+__all__ = ["LineSearch", "Trials", "Backtracking", "StrongWolfe"]
