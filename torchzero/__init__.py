@@ -8,6 +8,7 @@ An optimizer is a chain of small modules; each transforms the update (or, with
 """
 from . import modules as m
 from .core import Chain, Modular, Module, TensorwiseTransform, Transform, Var, apply_transform
+from .minimize import MinimizeResult, minimize
 
 __version__ = "0.4.0"
 
@@ -19,6 +20,8 @@ __all__ = [
     "Chain",
     "Var",
     "apply_transform",
+    "minimize",
+    "MinimizeResult",
     "m",
     "__version__",
 ]

@@ -11,6 +11,19 @@ from . import BadArg, Case
 NAN, INF = math.nan, math.inf
 
 CASES = [
+    Case("TerminateAfterNSteps", lambda: [tz.m.TerminateAfterNSteps(4), tz.m.Adam()], ("TerminateAfterNSteps",)),
+    Case("TerminateByGradientNorm", lambda: [tz.m.TerminateByGradientNorm(1e-12), tz.m.Adam()], ("TerminateByGradientNorm",)),
+    Case("TerminateByUpdateNorm", lambda: [tz.m.TerminateByUpdateNorm(1e-12, ord="linf"), tz.m.Adam()], ("TerminateByUpdateNorm",)),
+    Case("TerminateOnNoImprovement", lambda: [tz.m.TerminateOnNoImprovement(n=3), tz.m.Adam()], ("TerminateOnNoImprovement",), needs_closure=True),
+    Case("TerminateOnLossReached", lambda: [tz.m.TerminateOnLossReached(-1.0), tz.m.Adam()], ("TerminateOnLossReached",), needs_closure=True),
+    Case(
+        "TerminateAny-All",
+        lambda: [
+            tz.m.TerminateAny(tz.m.TerminateAfterNSteps(50), tz.m.TerminateAll(tz.m.TerminateByGradientNorm(1e-12), tz.m.TerminateAfterNSteps(2))),
+            tz.m.Adam(),
+        ],
+        ("TerminateAny", "TerminateAll"),
+    ),
     Case("LBFGS", lambda: tz.m.LBFGS(), ("LBFGS",)),
     Case("LBFGS-history2-reset", lambda: tz.m.LBFGS(history_size=2, tol_reset=True), ("LBFGS",)),
     Case("LBFGS-inner-Adam", lambda: tz.m.LBFGS(inner=tz.m.Adam()), ("LBFGS",)),
@@ -75,5 +88,12 @@ BAD_ARGS = [
         for v in [0, "always", 2.5]
     ],
     BadArg("FletcherReeves-powell_restart=0", lambda: tz.m.FletcherReeves(powell_restart=0.0), ValueError, "FletcherReeves.*powell_restart"),
+    *[BadArg(f"TerminateAfterNSteps-steps={v!r}", lambda v=v: tz.m.TerminateAfterNSteps(v), (ValueError, TypeError), "TerminateAfterNSteps.*steps") for v in [-1, 2.5, None]],
+    BadArg("TerminateByGradientNorm-tol=-1", lambda: tz.m.TerminateByGradientNorm(-1.0), ValueError, "TerminateByGradientNorm.*tol"),
+    BadArg("TerminateByUpdateNorm-ord=x", lambda: tz.m.TerminateByUpdateNorm(ord="x"), ValueError, "TerminateByUpdateNorm.*ord"),
+    BadArg("TerminateOnNoImprovement-n=0", lambda: tz.m.TerminateOnNoImprovement(n=0), ValueError, "TerminateOnNoImprovement.*n"),
+    BadArg("TerminateOnLossReached-value=nan", lambda: tz.m.TerminateOnLossReached(NAN), ValueError, "TerminateOnLossReached.*value"),
+    BadArg("TerminateAny-empty", lambda: tz.m.TerminateAny(), TypeError, "TerminateAny: give one or more termination modules"),
+    BadArg("TerminateAll-not-a-criterion", lambda: tz.m.TerminateAll(tz.m.Adam()), TypeError, "TerminateAll: give one or more termination modules"),
     BadArg("HagerZhang-clip_beta=str", lambda: tz.m.HagerZhang(clip_beta="yes"), TypeError, "HagerZhang.*clip_beta"),
 ]

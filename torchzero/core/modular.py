@@ -195,6 +195,9 @@ class Modular(torch.optim.Optimizer):
         if not flat:
             raise ValueError("Modular: no modules given; pass at least one, e.g. tz.Modular(params, tz.m.Adam(), tz.m.LR(1e-3))")
         self._evaluations: Evaluations | None = None  # the last step's closure, counting its calls
+        #: Set when a termination module (``tz.m.TerminateAfterNSteps`` and the like) ended the
+        #: optimization: later steps leave the parameters where they are. Set it to False to go on.
+        self.terminated = False
         self.chain = Chain(*flat)
         _check_each_module_once(self.chain)
         defaults: dict[str, Any] = {}
@@ -326,6 +329,8 @@ class Modular(torch.optim.Optimizer):
             closure = self._evaluations = Evaluations(closure)
             with torch.enable_grad():
                 loss = closure()
+        if self.terminated:
+            return loss
         groups = self._collect()
         if not groups:
             return loss
@@ -410,6 +415,8 @@ class Modular(torch.optim.Optimizer):
         while i < len(head):
             var = head[i].step(var)
             if var.skip_update:
+                if var.terminate:
+                    self.terminated = True
                 return None
             i += 1
         update = var.update if var.update is not None else var.grad
@@ -551,9 +558,11 @@ class Modular(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         keep = ("defaults", "param_groups", "state", "chain", "_fused_plan", "_modules", "_real", "_param_of",
-                "_param_names", "_trailing_lr", "_head", "nonfinite")
-        return {k: self.__dict__[k] for k in keep}
+                "_param_names", "_trailing_lr", "_head", "nonfinite", "terminated")
+        return {k: self.__dict__[k] for k in keep if k in self.__dict__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("terminated", False)
+        self._evaluations = None
         self.state.describe = self._describe

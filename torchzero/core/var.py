@@ -29,6 +29,8 @@ class Var:
         loss: the loss returned by the closure, if any.
         skip_update: set by a module to leave the parameters unchanged this step.
         storage: free-form per-step storage for modules that cooperate within one step.
+        terminate: set (with ``skip_update``) by a termination module: the optimization is
+            over; ``Modular`` then sets ``terminated`` and runs no more steps.
         grad_probe: a 0-dim tensor, finite if and only if every gradient element is, reported
             by a first module's copy form (``Context.report_finite``); ``None`` if none was.
     """
@@ -40,6 +42,7 @@ class Var:
     loss: Tensor | float | None = None
     skip_update: bool = False
     storage: dict[str, Any] = field(default_factory=dict)
+    terminate: bool = False
     grad_probe: Tensor | None = None
 
     def get_loss(self, backward: bool) -> Tensor | float:

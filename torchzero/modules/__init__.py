@@ -82,6 +82,15 @@ from .quasi_newton import (
     DFP,
     SR1,
 )
+from .termination import (
+    TerminateAfterNSteps,
+    TerminateByGradientNorm,
+    TerminateByUpdateNorm,
+    TerminateOnNoImprovement,
+    TerminateOnLossReached,
+    TerminateAny,
+    TerminateAll,
+)
 from .conjugate_gradient import (
     PolakRibiere,
     FletcherReeves,
@@ -159,4 +168,11 @@ __all__ = [
     "DaiYuan",
     "LiuStorey",
     "HagerZhang",
+    "TerminateAfterNSteps",
+    "TerminateByGradientNorm",
+    "TerminateByUpdateNorm",
+    "TerminateOnNoImprovement",
+    "TerminateOnLossReached",
+    "TerminateAny",
+    "TerminateAll",
 ]

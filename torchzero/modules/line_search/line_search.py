@@ -53,8 +53,8 @@ class Trials:
     def _move(self, a: float) -> None:
         with torch.no_grad():
             torch._foreach_copy_(self.params, self.x0)
-            if a != 0:
-                torch._foreach_add_(self.params, self.direction, alpha=-a)
+            if a != 0:  # x0 - (a d): the same operations as the step applied in the end
+                torch._foreach_sub_(self.params, torch._foreach_mul(self.direction, a))
 
     def value(self, a: float) -> float:
         r"""$\phi(a)$ (``inf`` where the loss is not finite)."""

@@ -1,0 +1,187 @@
+"""``tz.minimize``: scipy.optimize.minimize's convenience for a function of a tensor."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .core.modular import Modular
+from .core.module import Module
+
+__all__ = ["minimize", "MinimizeResult", "METHODS"]
+
+
+def _methods() -> dict[str, Callable[[], list[Module]]]:
+    from . import modules as m
+
+    return {
+        "lbfgs": lambda: [m.LBFGS(), m.StrongWolfe()],
+        "bfgs": lambda: [m.BFGS(), m.StrongWolfe()],
+        "cg": lambda: [m.PolakRibiere(), m.StrongWolfe(c2=0.1, a_init="first-order")],
+        "sr1": lambda: [m.SR1(), m.StrongWolfe(plus_minus=True)],
+        "gd": lambda: [m.Backtracking(maxiter=60)],
+    }
+
+
+#: The method strings :func:`minimize` understands and the chains they stand for.
+METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd")
+
+
+@dataclass
+class MinimizeResult:
+    """What :func:`minimize` found, named as scipy's ``OptimizeResult``.
+
+    Attributes:
+        x: the last point (a tensor shaped like ``x0``).
+        fun: $f(x)$.
+        grad: $\\nabla f(x)$.
+        nit: steps taken.
+        nfev: evaluations of ``f``.
+        ngev: evaluations of the gradient (backward passes).
+        success: whether the gradient tolerance was met.
+        message: why it stopped.
+    """
+
+    x: Tensor
+    fun: float
+    grad: Tensor
+    nit: int
+    nfev: int
+    ngev: int
+    success: bool
+    message: str
+
+
+class _Objective:
+    """``f`` as a closure over ``x`` that counts its evaluations and remembers the last one with
+    a gradient, so the first evaluation of a step at the point the line search accepted (and
+    evaluated) costs nothing: the function is deterministic."""
+
+    def __init__(self, f: Callable[[Tensor], Any], x: Tensor):
+        self.f, self.x = f, x
+        self.nfev = self.ngev = 0
+        self.last: tuple[Tensor, Tensor, Tensor] | None = None  # (x, f, grad)
+
+    def evaluate(self, backward: bool = True) -> Tensor:
+        last = self.last
+        if last is not None and torch.equal(last[0], self.x.detach()):
+            if backward:
+                self.x.grad = last[2].clone()
+            return last[1]
+        self.nfev += 1
+        with torch.enable_grad():
+            value = self.f(self.x)
+            if not isinstance(value, Tensor) or value.numel() != 1:
+                raise TypeError(f"minimize: f must return a tensor with one element, got {value!r:.80}")
+            value = value.reshape(())
+            if backward:
+                self.ngev += 1
+                (grad,) = torch.autograd.grad(value, self.x, allow_unused=True)
+                grad = torch.zeros_like(self.x) if grad is None else grad
+                self.x.grad = grad.clone()
+                self.last = (self.x.detach().clone(), value.detach(), grad.detach())
+        return value.detach()
+
+
+def minimize(
+    f: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    *modules: Any,
+    method: str | None = None,
+    tol: float = 1e-5,
+    max_steps: int = 1000,
+    max_evals: int | None = None,
+) -> MinimizeResult:
+    r"""Minimizes ``f(x)`` from ``x0``, as ``scipy.optimize.minimize``; the gradient comes from
+    autograd.
+
+    The chain is ``modules`` when given, else the one ``method`` names (default ``"lbfgs"``):
+
+    - ``"lbfgs"``: ``LBFGS(), StrongWolfe()``; ``"bfgs"``: ``BFGS(), StrongWolfe()``;
+    - ``"cg"``: ``PolakRibiere(), StrongWolfe(c2=0.1, a_init="first-order")``;
+    - ``"sr1"``: ``SR1(), StrongWolfe(plus_minus=True)``; ``"gd"``: ``Backtracking(maxiter=60)``.
+
+    It stops with ``success=True`` when $\lVert \nabla f(x) \rVert_\infty \le$ ``tol`` (scipy's
+    ``gtol``), and otherwise after ``max_steps`` steps, after ``max_evals`` evaluations of ``f``,
+    when a step does not move ``x`` (the line search found no step), or when $f$ is not finite.
+    An evaluation at a point already evaluated (where the line search stopped) is not repeated.
+
+    Args:
+        f: a function of one tensor returning a scalar tensor, written with torch ops.
+        x0: the starting point; ``x`` keeps its shape, dtype and device.
+        *modules: the chain (optional).
+        method: a method string (see above), or ``None`` (``"lbfgs"`` when no modules).
+        tol: the gradient tolerance, ``>= 0`` (default: ``1e-5``).
+        max_steps: steps at most (default: ``1000``).
+        max_evals: evaluations of ``f`` at most, or ``None`` (default: ``None``).
+
+    Returns:
+        A :class:`MinimizeResult`.
+
+    Example:
+        >>> import torch, torchzero as tz
+        >>> rosen = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        >>> res = tz.minimize(rosen, torch.tensor([-1.2, 1.0], dtype=torch.float64))
+        >>> res.success, res.x.round(decimals=4), res.message
+        (True, tensor([1., 1.], dtype=torch.float64), 'the gradient tolerance was met')
+    """
+    if not isinstance(x0, Tensor) or not x0.is_floating_point():
+        raise TypeError(f"minimize: x0 must be a floating-point tensor, got {x0!r:.80}")
+    if modules and method is not None:
+        raise ValueError(f"minimize: give either modules or method, not both (got method={method!r} and {len(modules)} modules)")
+    name = "lbfgs" if method is None else method
+    if not modules:
+        chains = _methods()
+        if name not in chains:
+            raise ValueError(f"minimize: unknown method {name!r}; use one of {METHODS} or pass modules")
+        modules = tuple(chains[name]())
+    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"minimize: tol must be a finite number >= 0, got {tol!r}")
+    if not (isinstance(max_steps, int) and max_steps >= 0):
+        raise ValueError(f"minimize: max_steps must be an integer >= 0, got {max_steps!r}")
+    if max_evals is not None and not (isinstance(max_evals, int) and max_evals >= 1):
+        raise ValueError(f"minimize: max_evals must be an integer >= 1 or None, got {max_evals!r}")
+
+    x = torch.nn.Parameter(x0.detach().clone())
+    opt = Modular([x], *modules)
+    objective = _Objective(f, x)
+
+    def closure(backward: bool = True) -> Tensor:
+        return objective.evaluate(backward)
+
+    nit = 0
+    message = f"the maximum number of steps ({max_steps}) was reached"
+    success = False
+    while True:
+        value = objective.evaluate(True)
+        grad = objective.last[2] if objective.last is not None else torch.zeros_like(x)
+        if not math.isfinite(float(value)):
+            message = "f is not finite at x"
+            break
+        if float(grad.abs().max()) <= tol if grad.numel() else True:
+            success, message = True, "the gradient tolerance was met"
+            break
+        if nit >= max_steps:
+            break
+        if max_evals is not None and objective.nfev >= max_evals:
+            message = f"the maximum number of evaluations ({max_evals}) was reached"
+            break
+        before = x.detach().clone()
+        opt.step(closure)
+        nit += 1
+        if opt.terminated:
+            message = "a termination module ended the optimization"
+            break
+        if torch.equal(before, x.detach()):
+            message = "the step did not move x (the line search found no acceptable step)"
+            break
+    value = objective.evaluate(True)
+    grad = objective.last[2] if objective.last is not None else torch.zeros_like(x)
+    return MinimizeResult(
+        x=x.detach().clone(), fun=float(value), grad=grad.clone(), nit=nit, nfev=objective.nfev, ngev=objective.ngev,
+        success=success, message=message,
+    )
