@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from dist_helpers import DCP_SPLIT, DCP_STOP, DDP_CASES, FSDP2_CASES, FSDP4_CASES, launch
+from dist_helpers import CLOSURE_CASES, DCP_SPLIT, DCP_STOP, DDP_CASES, FSDP2_CASES, FSDP4_CASES, launch
 
 __all__ = ["Run", "two_ranks", "four_ranks"]
 
@@ -43,7 +43,10 @@ def _run(world: int, tmp_path_factory: pytest.TempPathFactory) -> Run:
     if world not in _RUNS:
         out = tmp_path_factory.mktemp(f"ranks{world}")
         if world == 2:
-            tasks = ["functional", "fsdp:" + ",".join(FSDP2_CASES), "ddp:" + ",".join(DDP_CASES) + ":float32", f"dcp:{DCP_SPLIT}:{DCP_STOP}"]
+            tasks = [
+                "functional", "fsdp:" + ",".join(FSDP2_CASES), "ddp:" + ",".join(DDP_CASES) + ":float32", f"dcp:{DCP_SPLIT}:{DCP_STOP}",
+                "ddp_closure:" + ",".join(CLOSURE_CASES),
+            ]
         else:
             tasks = ["functional", "fsdp:" + ",".join(FSDP4_CASES)]
         _RUNS[world] = Run(world, out, launch(world, out, *tasks, timeout=300))

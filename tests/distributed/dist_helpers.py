@@ -85,6 +85,29 @@ def train(model: nn.Module, opt: torch.optim.Optimizer, rank: int = 0, world: in
         opt.step()
 
 
+def train_closure(model: nn.Module, opt: torch.optim.Optimizer, rank: int = 0, world: int = 1, steps: int = STEPS) -> None:
+    """As :func:`train`, with ``opt.step(closure)`` for chains that evaluate the loss again."""
+    for step in range(steps):
+        x, y = local_batch(step, rank, world)
+
+        def closure(backward: bool = True) -> torch.Tensor:
+            loss = (model(x) - y).pow(2).mean()
+            if backward:
+                opt.zero_grad()
+                loss.backward()
+            return loss
+
+        opt.step(closure)
+
+
+# closure-driven chains: the line search decides on the mean loss over ranks
+CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
+    "LBFGS-StrongWolfe": lambda: [tz.m.LBFGS(), tz.m.StrongWolfe()],
+    "PolakRibiere-StrongWolfe": lambda: [tz.m.PolakRibiere(), tz.m.StrongWolfe(c2=0.1, a_init="first-order")],
+    "Adam-Backtracking": lambda: [tz.m.Adam(), tz.m.Backtracking(init=0.1)],
+}
+
+
 def full_params(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter as a whole tensor (a collective for DTensors: call it on every rank)."""
     out = {}

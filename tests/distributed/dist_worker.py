@@ -33,6 +33,8 @@ from dist_helpers import (
     poison_step,
     stats_values,
     train,
+    CLOSURE_CASES,
+    train_closure,
 )
 
 
@@ -142,7 +144,19 @@ def task_functional(rank: int, world: int, out: str) -> None:
         torch.save({"results": results, "kinds": kinds}, f"{out}/functional.pt")
 
 
-TASKS = {"fsdp": task_fsdp, "ddp": task_ddp, "dcp": task_dcp, "functional": task_functional}
+def task_ddp_closure(rank: int, world: int, out: str, cases: str) -> None:
+    """Each case: a closure-driven chain (line search) under DDP, each rank on its share of
+    the batch; every rank saves its parameters."""
+    results = {}
+    for case in cases.split(","):
+        model = DDP(make_model(torch.float64))
+        opt = tz.Modular(model.parameters(), *CLOSURE_CASES[case]())
+        train_closure(model, opt, rank, world)
+        results[case] = full_params(model)
+    torch.save(results, f"{out}/ddp_closure.rank{rank}.pt")
+
+
+TASKS = {"fsdp": task_fsdp, "ddp": task_ddp, "dcp": task_dcp, "functional": task_functional, "ddp_closure": task_ddp_closure}
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dist_fixtures import two_ranks  # noqa: F401 (fixture)
-from dist_helpers import DDP_CASES, assert_close, reference
+import torchzero as tz
+from dist_helpers import CLOSURE_CASES, DDP_CASES, assert_close, full_params, make_model, reference, train_closure
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 
@@ -19,3 +20,16 @@ def test_ddp_matches_single_process(two_ranks, case):
         assert torch.equal(ranks[0][name], ranks[1][name]), f"{case}: the replicas of {name} differ"
     # float32: averaging two half-batch gradients rounds differently from one full-batch gradient
     assert_close(ranks[0], reference(case, torch.float32)[0], rtol=1e-5, atol=1e-6, what=f"{case} with DDP")
+
+
+@pytest.mark.parametrize("case", list(CLOSURE_CASES))
+def test_ddp_line_search_decides_on_the_mean_loss(two_ranks, case):
+    """A line search under DDP: every rank takes the same step, decided on the mean of the
+    ranks' losses, and the result is one process's on the full batch (float64)."""
+    ranks = [two_ranks.load(f"ddp_closure.rank{r}.pt")[case] for r in range(2)]
+    for name in ranks[0]:
+        assert torch.equal(ranks[0][name], ranks[1][name]), f"{case}: the replicas of {name} differ"
+    model = make_model(torch.float64)
+    opt = tz.Modular(model.parameters(), *CLOSURE_CASES[case]())
+    train_closure(model, opt)
+    assert_close(ranks[0], full_params(model), rtol=1e-9, atol=1e-11, what=f"{case} with DDP")

@@ -24,6 +24,18 @@ def _dot(a: list[Tensor], b: list[Tensor]) -> float:
     return float(torch.stack([p.sum() for p in products]).sum())
 
 
+def _global_mean(value: float) -> float:
+    """``value`` averaged over the ranks of the default process group (as is where there is
+    none): under data parallelism each rank's closure returns the loss of its own batch, and
+    every rank must decide on the same number (the gradients are already averaged by DDP)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()
+
+
 class Trials:
     r"""The objective along the update, $\phi(a) = f(x - a\,d)$, for a line search.
 
@@ -46,7 +58,7 @@ class Trials:
         self.params = var.params
         self.direction = direction
         self.x0 = [p.detach().clone() for p in self.params]
-        self.f0 = float(var.get_loss(backward=False))
+        self.f0 = _global_mean(float(var.get_loss(backward=False)))
         self.g0 = -_dot(var.get_grad(), direction)
         self.evaluations = 0
 
@@ -62,7 +74,7 @@ class Trials:
         self.evaluations += 1
         with torch.enable_grad():
             loss = self.var.closure(False)  # type: ignore[misc]
-        f = float(loss)
+        f = _global_mean(float(loss))
         return f if math.isfinite(f) else math.inf
 
     def value_and_slope(self, a: float) -> tuple[float, float]:
@@ -71,7 +83,7 @@ class Trials:
         self.evaluations += 1
         with torch.enable_grad():
             loss = self.var.closure(True)  # type: ignore[misc]
-        f = float(loss)
+        f = _global_mean(float(loss))
         if not math.isfinite(f):
             return math.inf, math.nan
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
@@ -86,7 +98,9 @@ class LineSearch(Module):
     r"""A module that multiplies the update $d$ by a step length $a$ it searches for along
     $x - a\,d$, calling the closure at trial points (subclasses implement :meth:`search`).
 
-    The parameters are where the step started when the module returns; ``Modular`` then moves
+    Under data parallelism (an initialized ``torch.distributed`` process group), the losses
+    are averaged over the ranks before each decision, so every rank takes the same step (DDP
+    averages the gradients). The parameters are where the step started when the module returns; ``Modular`` then moves
     them by $a\,d$. The step length and the closure calls of the search are in ``opt.stats()``
     (``"<Module>/step_size"``, ``"<Module>/evaluations"``). When the update is not a descent
     direction ($g \cdot d \le 0$) or no step is found, the step length is 0 and the parameters
