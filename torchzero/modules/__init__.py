@@ -45,6 +45,8 @@ from .step_size import (
     StepSize,
     Warmup,
     WarmupNormClip,
+    PolyakStepSize,
+    BarzilaiBorwein,
 )
 from .weight_decay import (
     WeightDecay,
@@ -136,6 +138,8 @@ __all__ = [
     "StepSize",
     "Warmup",
     "WarmupNormClip",
+    "PolyakStepSize",
+    "BarzilaiBorwein",
     "WeightDecay",
     "DirectWeightDecay",
     "Mul",
