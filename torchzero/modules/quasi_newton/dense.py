@@ -35,7 +35,7 @@ class HessianUpdateStrategy(Transform):
 
     1. the pair $(s, y)$ updates $H$ unless $|s|_\infty \le$ ``ptol`` (no movement; with
        ``ptol_reset`` $H$ is reset), $|y|_\infty \le$ ``gtol``, or the method rejects it
-       (BFGS and DFP: $s \cdot y \le$ ``tol``); before the first update $H$ is set to
+       (BFGS and DFP: $s \cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$, a relative test); before the first update $H$ is set to
        $\frac{s\cdot y}{y\cdot y} I$ with ``init_scale="auto"`` (Nocedal & Wright, eq. 6.20),
        else to ``init_scale`` $\cdot I$;
     2. ``inner`` modules, if any, transform $u$;
@@ -172,7 +172,8 @@ class BFGS(HessianUpdateStrategy):
     r"""BFGS: $H \leftarrow (I - \rho s y^T) H (I - \rho y s^T) + \rho s s^T$, $\rho = 1/s\cdot y$
     (Nocedal & Wright, eq. 6.17), on all parameters flattened together.
 
-    Pairs with $s \cdot y \le$ ``tol`` are skipped, which keeps $H$ positive definite. With
+    Pairs with $s \cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$ are skipped, which keeps $H$
+    positive definite. With
     ``damping`` (Powell's damping, Nocedal & Wright Procedure 18.2) $y$ is replaced by
     $r = \theta y + (1 - \theta) B s$, $B = H^{-1}$, $\theta = 1$ if
     $s\cdot y \ge 0.2\, s^T B s$, else $0.8\, s^T B s / (s^T B s - s \cdot y)$, so that no pair
@@ -180,7 +181,7 @@ class BFGS(HessianUpdateStrategy):
 
     Args:
         init_scale: ``"auto"`` or the scale of the first $H$ (default: ``"auto"``).
-        tol: pairs with $s\cdot y \le$ ``tol`` are skipped (default: ``1e-10``).
+        tol: pairs with $s\cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$ are skipped (default: ``1e-10``).
         ptol: pairs with $|s|_\infty \le$ ``ptol`` are skipped (default: ``1e-10``).
         ptol_reset: reset $H$ when ``ptol`` skips a pair (default: ``False``).
         gtol: pairs with $|y|_\infty \le$ ``gtol`` are skipped (default: ``1e-10``).
@@ -237,19 +238,19 @@ class BFGS(HessianUpdateStrategy):
             if sbs > 0 and sy < 0.2 * sbs:
                 theta = 0.8 * sbs / (sbs - sy)
                 y = theta * y + (1 - theta) * bs
-        if float(s.dot(y)) <= settings["tol"]:
+        if float(s.dot(y)) <= settings["tol"] * float(s.norm() * y.norm()):
             return None
         return bfgs_inverse_update(h, s, y)
 
 
 class DFP(HessianUpdateStrategy):
     r"""DFP: $H \leftarrow H - \frac{H y y^T H}{y^T H y} + \frac{s s^T}{s\cdot y}$ (Nocedal & Wright,
-    eq. 6.15), on all parameters flattened together; pairs with $s\cdot y \le$ ``tol`` are
-    skipped. The rest is as :class:`HessianUpdateStrategy` describes.
+    eq. 6.15), on all parameters flattened together; pairs with
+    $s\cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$ are skipped. The rest is as :class:`HessianUpdateStrategy` describes.
 
     Args:
         init_scale: ``"auto"`` or the scale of the first $H$ (default: ``"auto"``).
-        tol: pairs with $s\cdot y \le$ ``tol`` are skipped (default: ``1e-10``).
+        tol: pairs with $s\cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$ are skipped (default: ``1e-10``).
         ptol: pairs with $|s|_\infty \le$ ``ptol`` are skipped (default: ``1e-10``).
         ptol_reset: reset $H$ when ``ptol`` skips a pair (default: ``False``).
         gtol: pairs with $|y|_\infty \le$ ``gtol`` are skipped (default: ``1e-10``).
@@ -282,7 +283,7 @@ class DFP(HessianUpdateStrategy):
         super().__init__(init_scale, tol, ptol, ptol_reset, gtol, reset_interval, update_freq, scale_first, inner)
 
     def update_inverse(self, h: Tensor, s: Tensor, y: Tensor, settings: Mapping[str, Any]) -> Tensor | None:
-        if float(s.dot(y)) <= settings["tol"]:
+        if float(s.dot(y)) <= settings["tol"] * float(s.norm() * y.norm()):
             return None
         return dfp_inverse_update(h, s, y)
 

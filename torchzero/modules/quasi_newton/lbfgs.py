@@ -39,7 +39,8 @@ class LBFGS(Transform):
     this module receives (the gradient, or what earlier modules made of it):
 
     1. the pair $s = x_k - x_{k-1}$, $y = u_k - u_{k-1}$ joins the history unless
-       $s \cdot y \le$ ``tol`` (not positive curvature) or $\max|y| \le$ ``gtol``; with
+       $s \cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$ (no positive curvature; the
+       test is relative, so it doesn't depend on the problem's scale) or $\max|y| \le$ ``gtol``; with
        ``tol_reset`` a rejected pair clears the history;
     2. ``inner`` modules, if any, transform $u$;
     3. $u \leftarrow H u$ by the two-loop recursion (Nocedal & Wright, Algorithm 7.4) with
@@ -48,13 +49,13 @@ class LBFGS(Transform):
 
     Use it with a line search, which finds the step length: followed by ``StrongWolfe()`` it is
     ``torch.optim.LBFGS(line_search_fn="strong_wolfe", max_iter=1)`` (one iteration per
-    ``step``). The math is done in the widest dtype of the parameters (float32 for half
+    ``step``), except that torch rejects pairs by the absolute test $s\cdot y \le 10^{-10}$. The math is done in the widest dtype of the parameters (float32 for half
     precision). When the set of parameters that have gradients changes, the history is
     cleared.
 
     Args:
         history_size: pairs kept, ``>= 1`` (default: ``10``).
-        tol: pairs with $s \cdot y \le$ ``tol`` are rejected (default: ``1e-10``, as torch).
+        tol: pairs with $s \cdot y \le \text{tol}\,\lVert s\rVert\,\lVert y\rVert$ are rejected (default: ``1e-10``).
         tol_reset: clear the history when a pair is rejected (default: ``False``).
         gtol: pairs with $\max |y| \le$ ``gtol`` are rejected (default: ``1e-10``).
         update_freq: add a pair every ``update_freq`` steps (default: ``1``).
@@ -141,7 +142,9 @@ class LBFGS(Transform):
         if "x" in gs and (gs["steps"] - 1) % s["update_freq"] == 0:
             sk, yk = x - gs["x"], u - gs["u"]
             sy = sk.dot(yk)
-            ok = bool(sy > (s["tol"] or 0.0)) and (s["gtol"] is None or bool(yk.abs().max() > s["gtol"]))
+            # the curvature test is relative: s.y > tol |s| |y| (scale-free; absolute thresholds
+            # reject every pair of a badly scaled problem)
+            ok = bool(sy > (s["tol"] or 0.0) * sk.norm() * yk.norm()) and (s["gtol"] is None or bool(yk.abs().max() > s["gtol"]))
             if ok:
                 gs["s"].append(sk)
                 gs["y"].append(yk)

@@ -1,0 +1,249 @@
+"""torchzero's classical methods against scipy.optimize and torch.optim.LBFGS, on the
+Moré-Garbow-Hillstrom test problems and on extended Rosenbrock / Powell up to 10^6 variables.
+
+    python benchmarks/bench_minimize.py                     # the whole set, about two minutes
+    python benchmarks/bench_minimize.py --sizes 100 10000   # skip n = 10^6
+    python benchmarks/bench_minimize.py --json out.json --plot out.png
+
+Every method gets the same function (written with torch ops, float64), its gradient by autograd,
+the same gradient tolerance (``--gtol``, on the infinity norm, which is scipy's ``gtol``) and the
+same limit on iterations. Per problem and method it prints whether the problem was solved (the
+gradient tolerance met, or f at the paper's minimum to the digits it gives), the final f and
+infinity norm of the gradient, the evaluations of f and of the gradient, and the wall time.
+Below the table: the geometric mean over the problems both solve of torchzero's evaluations
+over scipy's, per method pair, and, at the large sizes, the time per iteration against
+torch.optim.LBFGS and scipy's L-BFGS-B.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.optimize
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import torchzero as tz  # noqa: E402
+from mgh import PROBLEMS, Problem, extended  # noqa: E402
+
+F64 = torch.float64
+
+
+@dataclass
+class Run:
+    problem: str
+    method: str
+    solved: bool
+    f: float
+    gnorm: float
+    nfev: int
+    ngev: int
+    nit: int
+    seconds: float
+    trace: list[float] = field(default_factory=list)  # f at each evaluation
+
+
+def _grad_inf(problem: Problem, x: torch.Tensor) -> tuple[float, float]:
+    x = x.detach().clone().requires_grad_()
+    v = problem.f(x)
+    (g,) = torch.autograd.grad(v, x)
+    return float(v.detach()), float(g.abs().max())
+
+
+def _solved(problem: Problem, f: float, gnorm: float, gtol: float) -> bool:
+    """The gradient tolerance met, or f at the paper's minimum: within 1e-5 relative of a
+    nonzero one (the paper gives six digits), or below 1e-10 for a zero one."""
+    if gnorm <= gtol:
+        return True
+    if problem.f_min is None:
+        return False
+    return f - problem.f_min <= 1e-5 * abs(problem.f_min) if problem.f_min else f <= 1e-10
+
+
+def run_tz(problem: Problem, method: str, gtol: float, max_steps: int, trace: bool) -> Run:
+    values: list[float] = []
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        v = problem.f(x)
+        if trace:
+            values.append(float(v.detach()))
+        return v
+
+    t0 = time.perf_counter()
+    res = tz.minimize(f, problem.start(), method=method, tol=gtol, max_steps=max_steps)
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, res.x)
+    return Run(problem.name, f"torchzero {method}", _solved(problem, fx, gnorm, gtol), fx, gnorm, res.nfev, res.ngev, res.nit, seconds, values)
+
+
+def run_scipy(problem: Problem, method: str, gtol: float, max_steps: int, trace: bool) -> Run:
+    values: list[float] = []
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        xt = torch.from_numpy(x).requires_grad_()
+        v = problem.f(xt)
+        (g,) = torch.autograd.grad(v, xt)
+        if trace:
+            values.append(float(v.detach()))
+        return float(v.detach()), g.numpy()
+
+    options: dict[str, float] = {"gtol": gtol, "maxiter": max_steps}
+    if method == "L-BFGS-B":  # stop on the gradient as the others do, not on a small relative decrease
+        options.update(ftol=0.0, maxfun=10 * max_steps)
+    t0 = time.perf_counter()
+    res = scipy.optimize.minimize(fun, problem.start().numpy(), jac=True, method=method, options=options)
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, torch.from_numpy(res.x))
+    nfev = int(res.nfev)
+    return Run(problem.name, f"scipy {method}", _solved(problem, fx, gnorm, gtol), fx, gnorm, nfev, int(res.get("njev", nfev)), int(res.nit), seconds, values)
+
+
+def run_torch_lbfgs(problem: Problem, gtol: float, max_steps: int, trace: bool) -> Run:
+    values: list[float] = []
+    x = torch.nn.Parameter(problem.start())
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=max_steps, max_eval=10 * max_steps, tolerance_grad=gtol, tolerance_change=0.0,
+                            history_size=10, line_search_fn="strong_wolfe")
+    evals = [0]
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        v = problem.f(x)
+        v.backward()
+        evals[0] += 1
+        if trace:
+            values.append(float(v.detach()))
+        return v
+
+    t0 = time.perf_counter()
+    opt.step(closure)
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, x)
+    nit = int(opt.state[x].get("n_iter", 0))
+    return Run(problem.name, "torch.optim.LBFGS", _solved(problem, fx, gnorm, gtol), fx, gnorm, evals[0], evals[0], nit, seconds, values)
+
+
+PAIRS = [("torchzero lbfgs", "scipy L-BFGS-B"), ("torchzero bfgs", "scipy BFGS"), ("torchzero cg", "scipy CG"), ("torchzero lbfgs", "torch.optim.LBFGS")]
+
+
+def small_set(gtol: float, max_steps: int, trace: bool) -> list[Run]:
+    runs = []
+    for p in PROBLEMS:
+        for method in ("lbfgs", "bfgs", "cg"):
+            runs.append(run_tz(p, method, gtol, max_steps, trace))
+        for method in ("L-BFGS-B", "BFGS", "CG"):
+            runs.append(run_scipy(p, method, gtol, max_steps, trace))
+        runs.append(run_torch_lbfgs(p, gtol, max_steps, trace))
+    return runs
+
+
+def large_set(sizes: list[int], iterations: int) -> list[Run]:
+    """A fixed number of iterations (no tolerance) at each size: time per iteration."""
+    runs = []
+    for n in sizes:
+        for kind in ("rosenbrock", "powell"):
+            p = extended(kind, n)
+            runs.append(run_tz(p, "lbfgs", 0.0, iterations, False))
+            runs.append(run_scipy(p, "L-BFGS-B", 0.0, iterations, False))
+            runs.append(run_torch_lbfgs(p, 0.0, iterations, False))
+    return runs
+
+
+def geometric_mean_ratios(runs: list[Run]) -> dict[str, tuple[float, int, list[str]]]:
+    """Per pair: geometric mean of evaluations (ours / theirs) over problems both solve, how
+    many, and the problems the reference solves and ours doesn't."""
+    by = {(r.problem, r.method): r for r in runs}
+    problems = list(dict.fromkeys(r.problem for r in runs))
+    out = {}
+    for ours, theirs in PAIRS:
+        logs, missed = [], []
+        for p in problems:
+            a, b = by.get((p, ours)), by.get((p, theirs))
+            if a is None or b is None:
+                continue
+            if b.solved and not a.solved:
+                missed.append(p)
+            if a.solved and b.solved:
+                logs.append(math.log(max(a.nfev, 1) / max(b.nfev, 1)))
+        out[f"{ours} / {theirs}"] = (math.exp(sum(logs) / len(logs)) if logs else math.nan, len(logs), missed)
+    return out
+
+
+def table(runs: list[Run]) -> str:
+    lines = ["| problem | method | solved | f | max\\|g\\| | f evals | g evals | iterations | seconds |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    last = None
+    for r in runs:
+        name = r.problem if r.problem != last else ""
+        last = r.problem
+        lines.append(f"| {name} | {r.method} | {'yes' if r.solved else '**no**'} | {r.f:.6g} | {r.gnorm:.2g} | {r.nfev} | {r.ngev} | {r.nit} | {r.seconds:.3f} |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[Run], path: Path, problems: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f_min = {p.name: (p.f_min or 0.0) for p in PROBLEMS}
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.2 * len(problems), 3.6), layout="constrained")
+    for ax, name in zip(np.atleast_1d(axes), problems):
+        for r in runs:
+            if r.problem != name or not r.trace:
+                continue
+            best = np.minimum.accumulate(np.array(r.trace) - f_min[name])
+            ax.semilogy(np.arange(1, len(best) + 1), np.maximum(best, 1e-16), label=r.method, lw=1.2)
+        ax.set(title=name, xlabel="evaluations of f", ylabel="best f - f*")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gtol", type=float, default=1e-5, help="gradient tolerance, infinity norm (default: 1e-5)")
+    parser.add_argument("--max-steps", type=int, default=5000, help="iterations at most on the small set (default: 5000)")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 10_000, 1_000_000], help="sizes of the extended problems (default: 100 10000 1000000)")
+    parser.add_argument("--iterations", type=int, default=50, help="iterations timed at each size (default: 50)")
+    parser.add_argument("--json", type=Path, help="write the runs and the summary to this file")
+    parser.add_argument("--plot", type=Path, help="write a convergence plot (f - f* against evaluations) to this PNG")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    print(f"torch {torch.__version__}, scipy {scipy.__version__}, torchzero {tz.__version__}, float64, {torch.get_num_threads()} threads")
+    runs = small_set(args.gtol, args.max_steps, trace=args.plot is not None)
+    print(f"\nMoré-Garbow-Hillstrom problems, gtol={args.gtol:g} (infinity norm)\n")
+    print(table(runs))
+    ratios = geometric_mean_ratios(runs)
+    print("\nevaluations of f, geometric mean over the problems both solve (< 1: torchzero needs fewer):")
+    for pair, (ratio, count, missed) in ratios.items():
+        print(f"  {pair}: {ratio:.3f} over {count} problems; the reference solves and torchzero doesn't: {missed or 'none'}")
+
+    large = large_set(args.sizes, args.iterations) if args.sizes else []
+    if large:
+        print(f"\nextended problems, {args.iterations} iterations each: seconds per iteration")
+        print("| problem | torchzero lbfgs | scipy L-BFGS-B | torch.optim.LBFGS | vs torch | vs scipy |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for i in range(0, len(large), 3):
+            ours, sp, th = large[i : i + 3]
+            per = [r.seconds / max(r.nit, 1) for r in (ours, sp, th)]
+            print(f"| {ours.problem} | {per[0]:.4f} | {per[1]:.4f} | {per[2]:.4f} | {per[0] / per[2]:.2f} | {per[0] / per[1]:.2f} |")
+    if args.plot is not None:
+        plot(runs, args.plot, ["Rosenbrock", "Wood", "Powell singular", "Osborne 1"])
+        print(f"\nwrote {args.plot}")
+    summary: dict[str, object] = {"ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in ratios.items()}}
+    if args.json is not None:
+        args.json.write_text(json.dumps({"runs": [asdict(r) | {"trace": []} for r in runs + large], **summary}, indent=1))
+        print(f"wrote {args.json}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
