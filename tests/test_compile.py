@@ -204,6 +204,15 @@ NOT_FULLGRAPH = {
     "BFGS": "decides on the host whether to keep each curvature pair (one host sync per step)",
     "DFP": "decides on the host whether to keep each curvature pair (one host sync per step)",
     "SR1": "decides on the host whether to keep each curvature pair (one host sync per step)",
+    "PolyakStepSize": "computes its step size on the host from the loss (one host sync per step)",
+    "BarzilaiBorwein": "computes its step size on the host (one host sync per step)",
+    "TerminateAfterNSteps": "a termination module decides on the host whether to end the optimization",
+    "TerminateByGradientNorm": "a termination module decides on the host whether to end the optimization",
+    "TerminateByUpdateNorm": "a termination module decides on the host whether to end the optimization",
+    "TerminateOnNoImprovement": "a termination module decides on the host whether to end the optimization",
+    "TerminateOnLossReached": "a termination module decides on the host whether to end the optimization",
+    "TerminateAny": "a termination module decides on the host whether to end the optimization",
+    "TerminateAll": "a termination module decides on the host whether to end the optimization",
 }
 
 

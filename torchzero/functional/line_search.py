@@ -70,16 +70,27 @@ def cubic_minimizer(a: float, fa: float, ga: float, b: float, fb: float, gb: flo
     return min(max(x, lo), hi)
 
 
+def _quadratic(a: float, fa: float, ga: float, b: float, fb: float, lo: float, hi: float) -> float:
+    """The minimizer of the parabola through phi(a), phi'(a) and phi(b), clamped to [lo, hi]."""
+    denom = 2 * (fb - fa - ga * (b - a))
+    if not all(math.isfinite(v) for v in (fa, ga, fb)) or denom <= 0:
+        return 0.5 * (lo + hi)
+    x = a - ga * (b - a) ** 2 / denom
+    return min(max(x, lo), hi) if math.isfinite(x) else 0.5 * (lo + hi)
+
+
 def _interpolate(kind: str, a: float, fa: float, ga: float, b: float, fb: float, gb: float, lo: float, hi: float) -> float:
     if kind == "bisection":
         return 0.5 * (lo + hi)
-    if kind == "quadratic":  # the parabola through phi(a), phi'(a) and phi(b)
-        denom = 2 * (fb - fa - ga * (b - a))
-        if not all(math.isfinite(v) for v in (fa, ga, fb)) or denom <= 0:
-            return 0.5 * (lo + hi)
-        x = a - ga * (b - a) ** 2 / denom
-        return min(max(x, lo), hi) if math.isfinite(x) else 0.5 * (lo + hi)
-    return cubic_minimizer(a, fa, ga, b, fb, gb, lo, hi)
+    if kind == "quadratic":
+        return _quadratic(a, fa, ga, b, fb, lo, hi)
+    cubic = cubic_minimizer(a, fa, ga, b, fb, gb, lo, hi)
+    if fb > fa:  # the far end is worse: of the cubic's and the parabola's minimizers, the one
+        # nearer the better end (a function that grows faster than a cubic, e.g. after an
+        # overshoot by orders of magnitude, makes the cubic's minimizer nearly the midpoint)
+        quad = _quadratic(a, fa, ga, b, fb, lo, hi)
+        return cubic if abs(cubic - a) <= abs(quad - a) else quad
+    return cubic
 
 
 def strong_wolfe(

@@ -31,7 +31,8 @@ class ConjugateGradient(Transform):
     first step, every ``reset_interval`` steps (``"auto"``: the number of elements plus one),
     when parameters without state appear, and with ``powell_restart`` $= \nu$ when
     $|g \cdot g'| \ge \nu\, g \cdot g$ (Powell's test, Nocedal & Wright eq. 5.52; $\nu = 0.1$ is
-    usual). ``clip_beta`` uses $\max(\beta, 0)$. ``inner`` modules transform $g$ before the
+    usual), and when $u$ would not be a descent direction ($g \cdot u \le 0$, which an inexact
+    line search allows). ``clip_beta`` uses $\max(\beta, 0)$. ``inner`` modules transform $g$ before the
     previous update is added ($\beta$ is computed from $g$ itself).
 
     Use it with a line search, ``StrongWolfe(c2=0.1)`` as Nocedal & Wright recommend; the
@@ -101,9 +102,12 @@ class ConjugateGradient(Transform):
             beta = BETAS[self.METHOD](tensors, g_prev, torch._foreach_neg(u_prev))
             if s["clip_beta"]:
                 beta = beta.clamp_min(0)
+            gg = dot(tensors, tensors)
             if s["powell_restart"] is not None:
-                gg = dot(tensors, tensors)
                 beta = torch.where(dot(tensors, g_prev).abs() >= s["powell_restart"] * gg, torch.zeros_like(beta), beta)
+            # not a descent direction (g . (g + beta u') <= 0, as an inexact line search allows):
+            # restart along -g
+            beta = torch.where(gg + beta * dot(tensors, u_prev) > 0, beta, torch.zeros_like(beta))
         gs["beta"] = beta
         torch._foreach_copy_(g_prev, tensors)
 

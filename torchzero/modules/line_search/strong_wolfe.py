@@ -28,6 +28,8 @@ class StrongWolfe(LineSearch):
     $\phi'_{k}(0)$ the slope at the start of step $k$ and $a_{k-1}$ the previous step:
 
     - ``"fixed"``: ``init_value``;
+    - the others, before they have history: ``init_value`` divided by $\lVert d\rVert_2$ when
+      that is above 1 (a first step of length at most ``init_value``);
     - ``"first-order"``: $a_{k-1}\,\phi'_{k-1}(0) / \phi'_k(0)$;
     - ``"quadratic"``: $2 (f_k - f_{k-1}) / \phi'_k(0)$; ``"quadratic-clip"``: the same,
       at most $\min(1, 1.01\,a)$;
@@ -125,9 +127,13 @@ class StrongWolfe(LineSearch):
             if key in s:
                 check_bool(key, s[key], owner=o)
 
-    def _first_trial(self, s: Mapping[str, Any], f0: float, g0: float) -> float:
+    def _first_trial(self, s: Mapping[str, Any], f0: float, g0: float, trials: Trials) -> float:
         gs, kind = self.global_state, s["a_init"]
         a = float(s["init_value"])
+        if kind != "fixed" and "a_prev" not in gs:  # no history yet: a step of length at most 1
+            norm = math.sqrt(sum(float(d.double().pow(2).sum()) for d in trials.direction))
+            if norm > 1:
+                a = a / norm
         if kind == "previous" and "a_prev" in gs:
             a = gs["a_prev"]
         elif kind == "first-order" and "g_prev" in gs and gs["g_prev"] < 0:
@@ -142,7 +148,7 @@ class StrongWolfe(LineSearch):
 
     def search(self, trials: Trials, s: dict[str, Any]) -> float:
         f0, g0 = trials.f0, trials.g0
-        a0 = self._first_trial(s, f0, g0)
+        a0 = self._first_trial(s, f0, g0, trials)
         tried: list[tuple[float, float]] = []
 
         def phi(a: float) -> tuple[float, float]:
