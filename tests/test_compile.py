@@ -200,6 +200,8 @@ NOT_FULLGRAPH = {
     "Multistep": "with steps > 1 it evaluates the closure (a backward pass) inside the step; steps=1 compiles",
     "Backtracking": "a line search: evaluates the closure at trial points and tests each on the host",
     "StrongWolfe": "a line search: evaluates the closure at trial points and tests each on the host",
+    "AdaptiveBacktracking": "a line search: evaluates the closure at trial points and tests each on the host",
+    "LSR1": "decides on the host whether to keep each curvature pair (one host sync per step)",
     "LBFGS": "decides on the host whether to keep each curvature pair (one host sync per step)",
     "BFGS": "decides on the host whether to keep each curvature pair (one host sync per step)",
     "DFP": "decides on the host whether to keep each curvature pair (one host sync per step)",

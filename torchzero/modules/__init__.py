@@ -76,10 +76,12 @@ from .control import (
 )
 from .line_search import (
     Backtracking,
+    AdaptiveBacktracking,
     StrongWolfe,
 )
 from .quasi_newton import (
     LBFGS,
+    LSR1,
     BFGS,
     DFP,
     SR1,
@@ -161,8 +163,10 @@ __all__ = [
     "Multistep",
     "Wrap",
     "Backtracking",
+    "AdaptiveBacktracking",
     "StrongWolfe",
     "LBFGS",
+    "LSR1",
     "BFGS",
     "DFP",
     "SR1",

@@ -118,3 +118,28 @@ def test_dense_methods_refuse_too_many_elements():
     with pytest.raises(ValueError, match=r"BFGS keeps an n x n matrix.*n = 20,000.*LBFGS"):
         tz.Modular([x], tz.m.BFGS(), tz.m.LR(0.1)).step()
     assert torch.count_nonzero(x) == 0
+
+
+@pytest.mark.parametrize("pairs", [1, 2, 5])
+def test_lsr1_compact_form_is_sequential_sr1(pairs):
+    from torchzero.modules.quasi_newton.lsr1 import compact_sr1
+
+    rng = np.random.default_rng(pairs)
+    n = 7
+    m = rng.standard_normal((n, n))
+    hess = m @ m.T - 2 * np.eye(n)  # indefinite: SR1's business
+    s = [rng.standard_normal(n) for _ in range(pairs)]
+    y = [hess @ si for si in s]
+    gamma = np.linalg.norm(s[-1]) / np.linalg.norm(y[-1])
+    h = gamma * np.eye(n)
+    for si, yi in zip(s, y):
+        h = sr1_inverse(h, si, yi)
+    q = rng.standard_normal(n)
+    got = compact_sr1(torch.tensor(q), [torch.tensor(v) for v in s], [torch.tensor(v) for v in y])
+    np.testing.assert_allclose(got.numpy(), h @ q, rtol=1e-8, atol=1e-10)
+
+
+def test_lsr1_reaches_the_minimum_of_a_quadratic():
+    a, b = _quadratic(2)
+    got = _iterates(lambda: [tz.m.LSR1(history_size=N), tz.m.StrongWolfe(plus_minus=True)], a, b, 4 * N)
+    np.testing.assert_allclose(got[-1], np.linalg.solve(a, b), rtol=1e-6, atol=1e-8)

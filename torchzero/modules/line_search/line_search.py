@@ -135,6 +135,7 @@ class LineSearch(Module):
         direction = var.get_update()
         trials = Trials(var, direction)
         settings = self.coupled_settings(var.params)
+        self.clear_stats()
         a = 0.0
         if trials.g0 > 0 and settings.get("plus_minus"):  # an ascent direction: search along -d
             torch._foreach_neg_(direction)
@@ -148,5 +149,5 @@ class LineSearch(Module):
             a = 0.0
         torch._foreach_mul_(direction, a)
         var.update = direction
-        self.record_stats(step_size=torch.tensor(a), evaluations=torch.tensor(float(trials.evaluations)))
+        self.record_stats(**self._last_stats, step_size=torch.tensor(a), evaluations=torch.tensor(float(trials.evaluations)))
         return var

@@ -97,7 +97,7 @@ class LBFGS(Transform):
         super().__init__(defaults, inner=inner)
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
-        o = "LBFGS"
+        o = type(self).__name__
         if "history_size" in s:
             check_int("history_size", s["history_size"], owner=o, min=1, max=MAX_BUFFER)
         for key in ("tol", "gtol"):
@@ -114,7 +114,7 @@ class LBFGS(Transform):
             value = settings[key]
             if isinstance(value, PerTensor):
                 raise ValueError(
-                    f"LBFGS: {key} differs between param groups ({value!r}), but L-BFGS couples all parameters; "
+                    f"{type(self).__name__}: {key} differs between param groups ({value!r}), but the method couples all parameters; "
                     f"give {key} one value (remove it from the param groups)"
                 )
             out[key] = value
@@ -142,9 +142,7 @@ class LBFGS(Transform):
         if "x" in gs and (gs["steps"] - 1) % s["update_freq"] == 0:
             sk, yk = x - gs["x"], u - gs["u"]
             sy = sk.dot(yk)
-            # the curvature test is relative: s.y > tol |s| |y| (scale-free; absolute thresholds
-            # reject every pair of a badly scaled problem)
-            ok = bool(sy > (s["tol"] or 0.0) * sk.norm() * yk.norm()) and (s["gtol"] is None or bool(yk.abs().max() > s["gtol"]))
+            ok = (s["gtol"] is None or bool(yk.abs().max() > s["gtol"])) and self.accept_pair(sk, yk, sy, s)
             if ok:
                 gs["s"].append(sk)
                 gs["y"].append(yk)
@@ -157,6 +155,17 @@ class LBFGS(Transform):
         if "x" not in gs or (gs["steps"] - 1) % s["update_freq"] == 0:
             gs["x"], gs["u"] = x, u
 
+    def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any]) -> bool:
+        """Whether the pair joins the history: the curvature test $s\cdot y > \text{tol}\,\lVert s\rVert\,\lVert y\rVert$,
+        relative, so that it doesn't depend on the problem's scale (an absolute threshold rejects
+        every pair of a badly scaled problem)."""
+        return bool(sy > (settings["tol"] or 0.0) * s.norm() * y.norm())
+
+    def precondition(self, q: Tensor) -> Tensor:
+        """$H q$ for the pairs in the history (at least one); may overwrite ``q``."""
+        gs = self.global_state
+        return two_loop(q, gs["s"], gs["y"], gs["rho"])
+
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         gs = self.global_state
         q = _flat(tensors, gs["x"].dtype)
@@ -165,7 +174,7 @@ class LBFGS(Transform):
             if l1 > 1:
                 q.div_(l1)
         else:
-            q = two_loop(q, gs["s"], gs["y"], gs["rho"])
+            q = self.precondition(q)
         if not bool(torch.isfinite(q).all()) and math.isfinite(float(_flat(tensors, q.dtype).abs().sum())):
             gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite
             q = _flat(tensors, q.dtype)
