@@ -16,14 +16,14 @@ __all__ = ["AdaptiveBacktracking"]
 
 class AdaptiveBacktracking(LineSearch):
     r"""Backtracking line search (as :class:`Backtracking`) whose first trial $a_0 = \text{init}\cdot\sigma$
-    adapts so that a step is accepted after about ``target_iters`` reductions by ``beta``.
+    adapts so that a step is accepted after about $T$ = ``target_iters`` reductions by $\beta$ = ``beta``.
 
-    After a search that accepted $a$: if the first trial was accepted, $\sigma \leftarrow \sigma\cdot
-    \text{nplus}^{\text{target\_iters}}$ (larger steps are tried next time); otherwise $\sigma$
-    moves towards $\sigma^* = a / (\beta^{\text{target\_iters}}\,\text{init})$, the scale from which
-    ``target_iters`` reductions reach $a$: $\sigma \leftarrow \sigma + (1 - \text{scale\_beta})(\sigma^* - \sigma)$.
+    After a search that accepted $a$: if the first trial was accepted,
+    $\sigma \leftarrow \sigma \nu^{T}$ with $\nu$ = ``nplus`` (larger steps are tried next time); otherwise $\sigma$ moves
+    towards $\sigma^* = a / (\beta^{T}\,\text{init})$, the scale from which $T$ reductions reach
+    $a$: $\sigma \leftarrow \sigma + (1 - \kappa)(\sigma^* - \sigma)$ with $\kappa$ = ``scale_beta``.
     After a failed search (step 0) the next one starts below the smallest step tried:
-    $\sigma \leftarrow \sigma\, \beta^{\text{maxiter}}$. The scale is in ``opt.stats()`` as
+    $\sigma \leftarrow \sigma\, \beta^{m}$, $m$ = ``maxiter``. The scale is in ``opt.stats()`` as
     ``"AdaptiveBacktracking/scale"``.
 
     Args:

@@ -156,13 +156,13 @@ class LBFGS(Transform):
             gs["x"], gs["u"] = x, u
 
     def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any]) -> bool:
-        """Whether the pair joins the history: the curvature test $s\cdot y > \text{tol}\,\lVert s\rVert\,\lVert y\rVert$,
+        r"""Whether the pair joins the history: the curvature test $s\cdot y > \text{tol}\,\lVert s\rVert\,\lVert y\rVert$,
         relative, so that it doesn't depend on the problem's scale (an absolute threshold rejects
         every pair of a badly scaled problem)."""
         return bool(sy > (settings["tol"] or 0.0) * s.norm() * y.norm())
 
     def precondition(self, q: Tensor) -> Tensor:
-        """$H q$ for the pairs in the history (at least one); may overwrite ``q``."""
+        r"""$H q$ for the pairs in the history (at least one); may overwrite ``q``."""
         gs = self.global_state
         return two_loop(q, gs["s"], gs["y"], gs["rho"])
 

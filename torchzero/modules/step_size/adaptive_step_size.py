@@ -38,7 +38,7 @@ class PolyakStepSize(Transform):
     With ``use_grad=False`` the denominator is $u \cdot u$ (the two agree when $u = g$). A
     negative or undefined step size is 0. With ``f_star=None`` the optimal value is estimated
     as $f^* = f_{\text{best}} - y$, where $f_{\text{best}}$ is the lowest loss seen and $y$
-    shrinks by the factor $1 - $ ``y_decay`` each step. Needs the loss (the closure, or a loss
+    shrinks by the factor $1 - \delta$ each step ($\delta$ = ``y_decay``). Needs the loss (the closure, or a loss
     passed to ``step``). All parameters share one step size, which ``opt.stats()`` reports as
     ``"PolyakStepSize/step_size"``.
 
