@@ -170,7 +170,7 @@ def minimize(
         if max_evals is not None and objective.nfev >= max_evals:
             message = f"the maximum number of evaluations ({max_evals}) was reached"
             break
-        before = x.detach().clone()
+        before = objective.last[0] if objective.last is not None else x.detach().clone()  # x, as evaluated above
         opt.step(closure)
         nit += 1
         if opt.terminated:

@@ -31,10 +31,10 @@ def two_loop(q: Tensor, s: Sequence[Tensor], y: Sequence[Tensor], rho: Sequence[
     alphas = []
     for si, yi, ri in zip(reversed(s), reversed(y), reversed(rho)):
         a = ri * si.dot(q)
-        q.sub_(yi * a)
+        q.add_(yi, alpha=-a)  # in place, no temporary of the vector's size
         alphas.append(a)
     q.mul_(s[-1].dot(y[-1]) / y[-1].dot(y[-1]))
     for si, yi, ri, a in zip(s, y, rho, reversed(alphas)):
         b = ri * yi.dot(q)
-        q.add_(si * (a - b))
+        q.add_(si, alpha=a - b)
     return q

@@ -24,6 +24,8 @@ def _flat(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
 
 def _unflat_(vec: Tensor, tensors: Sequence[Tensor]) -> None:
     """Copies ``vec`` into ``tensors`` (in order, cast to their dtypes)."""
+    if len(tensors) == 1 and vec.data_ptr() == tensors[0].data_ptr() and vec.dtype == tensors[0].dtype:
+        return  # vec is a view of the one tensor (see apply_tensors): already there
     i = 0
     for t in tensors:
         n = t.numel()
@@ -168,15 +170,23 @@ class LBFGS(Transform):
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         gs = self.global_state
-        q = _flat(tensors, gs["x"].dtype)
+        # one tensor, no inner modules, a pair every step: work in place on it (what it held is
+        # also gs["u"], for the fallback below)
+        one = (
+            len(tensors) == 1 and tensors[0].dtype == gs["x"].dtype and tensors[0].is_contiguous()
+            and "inner" not in self.children and settings["update_freq"] == 1
+        )
+        q = tensors[0].view(-1) if one else _flat(tensors, gs["x"].dtype)
         if not gs["s"]:
             l1 = float(q.abs().sum())
             if l1 > 1:
                 q.div_(l1)
         else:
             q = self.precondition(q)
-        if not bool(torch.isfinite(q).all()) and math.isfinite(float(_flat(tensors, q.dtype).abs().sum())):
-            gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite
-            q = _flat(tensors, q.dtype)
+        if not bool(torch.isfinite(q).all()):
+            original = gs["u"].clone() if one else _flat(tensors, q.dtype)
+            if math.isfinite(float(original.abs().sum())):
+                gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite
+                q = original
         _unflat_(q, tensors)
         return tensors
