@@ -123,3 +123,16 @@ def test_clip_stats(tmp_path: Path) -> None:
     assert {int(r["step"]) for r in rows} == set(range(1, 61))
     # ZClip (warm-up 25 steps) catches the bad batches injected at steps 30 and 60
     assert "acted on 2 of them [30, 60]" in out, out
+
+
+def test_classical_paths(tmp_path: Path) -> None:
+    out = run_example("classical_paths.py", "--steps", "60", "--out", str(tmp_path))
+    assert is_png(tmp_path / "classical_paths.png")
+    rows = re.findall(r"^\s+(\w+)\s+(.+?)\s+steps\s+(\d+)\s+evals\s+(\d+)\s+f\s+(\S+)$", out, flags=re.MULTILINE)
+    assert len(rows) == 12, out
+    # the methods with curvature reach Rosenbrock's minimum within 60 steps; gradient descent doesn't
+    rosen = {method: float(f) for fn, method, _, _, f in rows if fn == "Rosenbrock"}
+    assert rosen["L-BFGS + StrongWolfe"] < 1e-12 and rosen["BFGS + StrongWolfe"] < 1e-12
+    assert rosen["GD + Backtracking"] > 1e-3
+    losses = dict(re.findall(r"^\s+(.+?)\s+final MSE (\S+)$", out, flags=re.MULTILINE))
+    assert float(losses["L-BFGS + StrongWolfe"]) < float(losses["Adam (lr=1e-2)"]), out
