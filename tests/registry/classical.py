@@ -28,6 +28,7 @@ CASES = [
     Case("LBFGS-history2-reset", lambda: tz.m.LBFGS(history_size=2, tol_reset=True), ("LBFGS",)),
     Case("LBFGS-inner-Adam", lambda: tz.m.LBFGS(inner=tz.m.Adam()), ("LBFGS",)),
     Case("LBFGS-update_freq2", lambda: tz.m.LBFGS(update_freq=2), ("LBFGS",)),
+    Case("LBFGS-damping", lambda: tz.m.LBFGS(damping=True), ("LBFGS",)),
     Case("Backtracking", lambda: tz.m.Backtracking(), ("Backtracking",), needs_closure=True, lr=1.0),
     Case("Backtracking-decrease", lambda: tz.m.Backtracking(init=2.0, condition="decrease", adaptive=False), ("Backtracking",), needs_closure=True, lr=1.0),
     Case("StrongWolfe", lambda: tz.m.StrongWolfe(), ("StrongWolfe",), needs_closure=True, lr=1.0),

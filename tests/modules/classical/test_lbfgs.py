@@ -121,3 +121,26 @@ def test_param_groups_must_agree():
     a.grad, b.grad = torch.ones(3), torch.ones(3)
     with pytest.raises(ValueError, match="LBFGS: history_size differs between param groups"):
         opt.step()
+
+
+def test_damping_keeps_every_pair_on_a_nonconvex_function():
+    # on a concave direction undamped pairs fail the curvature test; damped ones keep s.r > 0
+    x = torch.nn.Parameter(torch.tensor([1.0, 2.0, -0.5], dtype=F64))
+    damped, plain = tz.m.LBFGS(damping=True), tz.m.LBFGS()
+    for lbfgs in (damped, plain):
+        with torch.no_grad():
+            x.copy_(torch.tensor([1.0, 2.0, -0.5], dtype=F64))
+        opt = tz.Modular([x], lbfgs, tz.m.LR(0.01))
+        for _ in range(4):
+            x.grad = -x.detach().clone()  # the gradient of -|x|^2/2
+            opt.step()
+    assert plain.global_state["s"] == []
+    assert len(damped.global_state["s"]) == 3
+    for s, y in zip(damped.global_state["s"], damped.global_state["y"]):
+        assert float(s.dot(y)) > 0
+
+
+def test_damped_lbfgs_reaches_the_minimum():
+    f, x0, _ = PROBLEMS["rosenbrock"]
+    xs = _run(lambda x: tz.Modular([x], tz.m.LBFGS(damping=True), tz.m.StrongWolfe()), f, x0, 80)
+    torch.testing.assert_close(xs[-1], torch.ones(2, dtype=F64), rtol=1e-6, atol=1e-6)

@@ -63,6 +63,9 @@ class LBFGS(Transform):
         update_freq: add a pair every ``update_freq`` steps (default: ``1``).
         inner: modules applied to the update after the history is updated and before $H$
             (default: ``None``).
+        damping: Powell's damping of $y$ (Nocedal & Wright, Procedure 18.2), so that no pair
+            fails the curvature test; needs no inner modules between the history and $H$ to be
+            exact (default: ``False``).
 
     Example:
         >>> import torch, torchzero as tz
@@ -94,8 +97,9 @@ class LBFGS(Transform):
         gtol: float | None = 1e-10,
         update_freq: int = 1,
         inner: Any = None,
+        damping: bool = False,
     ):
-        defaults = dict(history_size=history_size, tol=tol, tol_reset=tol_reset, gtol=gtol, update_freq=update_freq)
+        defaults = dict(history_size=history_size, tol=tol, tol_reset=tol_reset, gtol=gtol, update_freq=update_freq, damping=damping)
         super().__init__(defaults, inner=inner)
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
@@ -109,6 +113,8 @@ class LBFGS(Transform):
             check_bool("tol_reset", s["tol_reset"], owner=o)
         if "update_freq" in s:
             check_int("update_freq", s["update_freq"], owner=o, min=1, max=MAX_BUFFER)
+        if "damping" in s:
+            check_bool("damping", s["damping"], owner=o)
 
     def _coupled(self, settings: Settings) -> dict[str, Any]:
         out = {}
@@ -143,6 +149,8 @@ class LBFGS(Transform):
         gs["steps"] += 1
         if "x" in gs and (gs["steps"] - 1) % s["update_freq"] == 0:
             sk, yk = x - gs["x"], u - gs["u"]
+            if s["damping"]:
+                yk = self._damped(sk, yk, gs["u"])
             sy = sk.dot(yk)
             ok = (s["gtol"] is None or bool(yk.abs().max() > s["gtol"])) and self.accept_pair(sk, yk, sy, s)
             if ok:
@@ -156,6 +164,22 @@ class LBFGS(Transform):
                 gs.update(s=[], y=[], rho=[])
         if "x" not in gs or (gs["steps"] - 1) % s["update_freq"] == 0:
             gs["x"], gs["u"] = x, u
+
+    def _damped(self, s: Tensor, y: Tensor, u_prev: Tensor) -> Tensor:
+        r"""Powell's damping: $r = \theta y + (1 - \theta) B s$, $\theta = 1$ if
+        $s\cdot y \ge 0.2\, s^T B s$, else $0.8\, s^T B s / (s^T B s - s\cdot y)$, so that
+        $s \cdot r \ge 0.2\, s^T B s > 0$. $B s$ is exact for the approximation that made the last
+        direction $d = H u'$: the step was $s = -a d$, so $B s = -a u'$ with
+        $a = -s\cdot d / d\cdot d$."""
+        d = self.global_state.get("d")
+        if d is None or float(d.dot(d)) == 0:
+            return y
+        bs = (s.dot(d) / d.dot(d)) * u_prev
+        sbs, sy = float(s.dot(bs)), float(s.dot(y))
+        if sbs <= 0 or sy >= 0.2 * sbs:
+            return y
+        theta = 0.8 * sbs / (sbs - sy)
+        return theta * y + (1 - theta) * bs
 
     def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any]) -> bool:
         r"""Whether the pair joins the history: the curvature test $s\cdot y > \text{tol}\,\lVert s\rVert\,\lVert y\rVert$,
@@ -188,5 +212,7 @@ class LBFGS(Transform):
             if math.isfinite(float(original.abs().sum())):
                 gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite
                 q = original
+        if settings["damping"]:
+            gs["d"] = q.clone()  # this step's direction, for the damping of the next pair
         _unflat_(q, tensors)
         return tensors
