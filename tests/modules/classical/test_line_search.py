@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -202,3 +204,50 @@ def test_errors_name_what_to_do():
 
     with pytest.raises(ValueError, match="Backtracking: c differs between param groups"):
         opt.step(closure)
+
+
+def _mgh_directions():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    from mgh import PROBLEMS as MGH
+
+    return [pytest.param(p, id=p.name) for p in MGH if p.number in (1, 5, 7, 13, 14, 17, 20, 25)]
+
+
+@pytest.mark.parametrize("problem", _mgh_directions())
+def test_strong_wolfe_agrees_with_scipy_on_the_conditions(problem):
+    """scipy.optimize.line_search (Wolfe, strong form) and ours along -g from the standard start:
+    both steps satisfy the strong Wolfe conditions with the same constants, and where scipy
+    accepts the first trial, ours is the same step."""
+    import scipy.optimize
+
+    x0 = problem.start()
+
+    def f(x):
+        return float(problem.f(torch.from_numpy(x)))
+
+    def grad(x):
+        xt = torch.from_numpy(x).requires_grad_()
+        (g,) = torch.autograd.grad(problem.f(xt), xt)
+        return g.numpy()
+
+    g0 = grad(x0.numpy())
+    d = -g0 / max(1.0, float(np.linalg.norm(g0)))  # a unit-length first trial for both
+    ref = scipy.optimize.line_search(f, grad, x0.numpy(), d, c1=1e-4, c2=0.9)[0]
+
+    def phi(a):
+        x = x0.numpy() + a * d
+        return f(x), float(grad(x) @ d)
+
+    f0, s0 = phi(0.0)
+    found = strong_wolfe(phi, f0, s0, a_init=1.0, c1=1e-4, c2=0.9)
+    assert found is not None
+    a, fa, ga = found
+    assert fa <= f0 + 1e-4 * a * s0 and abs(ga) <= 0.9 * abs(s0)
+    if ref is not None:
+        fr, gr = phi(ref)
+        assert fr <= f0 + 1e-4 * ref * s0 and abs(gr) <= 0.9 * abs(s0) + 1e-12
+        if ref == 1.0:
+            assert a == 1.0
