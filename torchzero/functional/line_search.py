@@ -85,9 +85,10 @@ def _interpolate(kind: str, a: float, fa: float, ga: float, b: float, fb: float,
     if kind == "quadratic":
         return _quadratic(a, fa, ga, b, fb, lo, hi)
     cubic = cubic_minimizer(a, fa, ga, b, fb, gb, lo, hi)
-    if fb > fa:  # the far end is worse: of the cubic's and the parabola's minimizers, the one
-        # nearer the better end (a function that grows faster than a cubic, e.g. after an
-        # overshoot by orders of magnitude, makes the cubic's minimizer nearly the midpoint)
+    if fb - fa > 100 * abs(ga * (b - a)):
+        # the far end is far worse than the slope predicts (an overshoot by orders of magnitude,
+        # a function that grows faster than a cubic, whose minimizer then sits near the
+        # midpoint): of the cubic's and the parabola's minimizers, the one nearer the better end
         quad = _quadratic(a, fa, ga, b, fb, lo, hi)
         return cubic if abs(cubic - a) <= abs(quad - a) else quad
     return cubic
