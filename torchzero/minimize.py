@@ -65,13 +65,29 @@ class _Objective:
         self.f, self.x = f, x
         self.nfev = self.ngev = 0
         self.last: tuple[Tensor, Tensor, Tensor] | None = None  # (x, f, grad)
+        # x's version when it was last found equal to last[0] (no compare while it is unchanged),
+        # and the version of the gradient handed out as x.grad (changed in place: not reused)
+        self._same_at: int | None = None
+        self._grad_version = -1
+
+    def _hit(self) -> bool:
+        last = self.last
+        if last is None or last[2]._version != self._grad_version:
+            return False
+        version = self.x._version
+        if self._same_at == version:
+            return True
+        if torch.equal(last[0], self.x.detach()):
+            self._same_at = version
+            return True
+        return False
 
     def evaluate(self, backward: bool = True) -> Tensor:
-        last = self.last
-        if last is not None and torch.equal(last[0], self.x.detach()):
+        if self._hit():
+            assert self.last is not None
             if backward:
-                self.x.grad = last[2].clone()
-            return last[1]
+                self.x.grad = self.last[2]
+            return self.last[1]
         self.nfev += 1
         with torch.enable_grad():
             value = self.f(self.x)
@@ -81,9 +97,10 @@ class _Objective:
             if backward:
                 self.ngev += 1
                 (grad,) = torch.autograd.grad(value, self.x, allow_unused=True)
-                grad = torch.zeros_like(self.x) if grad is None else grad
-                self.x.grad = grad.clone()
-                self.last = (self.x.detach().clone(), value.detach(), grad.detach())
+                grad = (torch.zeros_like(self.x) if grad is None else grad).detach()
+                self.x.grad = grad  # shared with the cache: a module that changes it in place invalidates it
+                self.last = (self.x.detach().clone(), value.detach(), grad)
+                self._same_at, self._grad_version = self.x._version, grad._version
         return value.detach()
 
 

@@ -20,8 +20,8 @@ def _dot(a: list[Tensor], b: list[Tensor]) -> float:
     """``sum(a_i . b_i)`` in float64, read on the host (one sync)."""
     if not a:
         return 0.0
-    products = torch._foreach_mul([x.double() for x in a], [y.double() for y in b])
-    return float(torch.stack([p.sum() for p in products]).sum())
+    # one fused pass per tensor (no product tensor); float64 accumulation
+    return float(sum(torch.dot(x.reshape(-1).double(), y.reshape(-1).double()) for x, y in zip(a, b)))
 
 
 def _global_mean(value: float) -> float:
