@@ -87,6 +87,25 @@ class Settings(list):
             firsts.setdefault(key, row)
         return [(firsts[k], idx) for k, idx in out.items()]
 
+    def coupled(self, keys: Iterable[str], owner: str) -> dict[str, Any]:
+        """``{key: value}`` for a method that couples all parameters (one line search, one
+        curvature estimate for all of them), so every key must have one value.
+
+        Raises:
+            ValueError: a key differs between the tensors (param groups or overrides disagree),
+                naming the key, its values and what to do.
+        """
+        out = {}
+        for key in keys:
+            value = self[key]
+            if isinstance(value, PerTensor):
+                raise ValueError(
+                    f"{owner}: {key} differs between param groups ({sorted(set(map(repr, value)))}), but {owner} couples "
+                    f"all parameters; give {key} one value (remove it from the param groups)"
+                )
+            out[key] = value
+        return out
+
     def subset(self, idx: Sequence[int]) -> Settings:
         """The settings of the tensors at positions ``idx``."""
         items = list(self)

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import PerTensor
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.conjugate_gradient import BETAS, dot
 from ...utils.validation import MAX_ITERATIONS, check_bool, check_int, check_number
@@ -75,20 +74,8 @@ class ConjugateGradient(Transform):
     def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
         return {"prev_grad": tensor.clone(), "prev_dir": torch.zeros_like(tensor)}
 
-    def _coupled(self, settings: Settings) -> dict[str, Any]:
-        out = {}
-        for key in self.defaults:
-            value = settings[key]
-            if isinstance(value, PerTensor):
-                raise ValueError(
-                    f"{type(self).__name__}: {key} differs between param groups ({value!r}), but conjugate gradient couples "
-                    f"all parameters; give {key} one value (remove it from the param groups)"
-                )
-            out[key] = value
-        return out
-
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        s = self._coupled(settings)
+        s = settings.coupled(self.defaults, type(self).__name__)
         gs = self.global_state
         gs["step"] = gs.get("step", 0) + 1
         interval = s["reset_interval"]

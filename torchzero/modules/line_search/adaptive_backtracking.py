@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from ...functional.line_search import backtracking
-from ...utils.validation import MAX_ITERATIONS, check_choice, check_int, check_number
-from .backtracking import CONDITIONS
+from ...utils.validation import MAX_ITERATIONS, check_int, check_number
+from .backtracking import check_backtracking_settings
 from .line_search import LineSearch, Trials
 
 __all__ = ["AdaptiveBacktracking"]
@@ -59,16 +59,7 @@ class AdaptiveBacktracking(LineSearch):
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = "AdaptiveBacktracking"
-        if "init" in s:
-            check_number("init", s["init"], owner=o, min=0.0, min_inclusive=False)
-        if "beta" in s:
-            check_number("beta", s["beta"], owner=o, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
-        if "c" in s:
-            check_number("c", s["c"], owner=o, min=0.0, max=1.0, max_inclusive=False)
-        if "condition" in s:
-            check_choice("condition", s["condition"], CONDITIONS, owner=o)
-        if "maxiter" in s:
-            check_int("maxiter", s["maxiter"], owner=o, min=1, max=MAX_ITERATIONS)
+        check_backtracking_settings(s, o)
         if "target_iters" in s:
             check_int("target_iters", s["target_iters"], owner=o, min=0, max=MAX_ITERATIONS)
         if "nplus" in s:

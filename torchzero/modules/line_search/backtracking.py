@@ -13,6 +13,20 @@ __all__ = ["Backtracking"]
 CONDITIONS = ("armijo", "decrease")
 
 
+def check_backtracking_settings(s: Mapping[str, Any], owner: str) -> None:
+    """Checks ``init``, ``beta``, ``c``, ``condition`` and ``maxiter``, where present."""
+    if "init" in s:
+        check_number("init", s["init"], owner=owner, min=0.0, min_inclusive=False)
+    if "beta" in s:
+        check_number("beta", s["beta"], owner=owner, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
+    if "c" in s:
+        check_number("c", s["c"], owner=owner, min=0.0, max=1.0, max_inclusive=False)
+    if "condition" in s:
+        check_choice("condition", s["condition"], CONDITIONS, owner=owner)
+    if "maxiter" in s:
+        check_int("maxiter", s["maxiter"], owner=owner, min=1, max=MAX_ITERATIONS)
+
+
 class Backtracking(LineSearch):
     r"""Backtracking line search: the first of $a = \text{init}\cdot\beta^k$, $k = 0, 1, \dots$
     that decreases $\phi(a) = f(x - a\,d)$ enough.
@@ -64,19 +78,9 @@ class Backtracking(LineSearch):
         super().__init__(dict(init=init, beta=beta, c=c, condition=condition, maxiter=maxiter, adaptive=adaptive))
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
-        o = "Backtracking"
-        if "init" in s:
-            check_number("init", s["init"], owner=o, min=0.0, min_inclusive=False)
-        if "beta" in s:
-            check_number("beta", s["beta"], owner=o, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
-        if "c" in s:
-            check_number("c", s["c"], owner=o, min=0.0, max=1.0, max_inclusive=False)
-        if "condition" in s:
-            check_choice("condition", s["condition"], CONDITIONS, owner=o)
-        if "maxiter" in s:
-            check_int("maxiter", s["maxiter"], owner=o, min=1, max=MAX_ITERATIONS)
+        check_backtracking_settings(s, "Backtracking")
         if "adaptive" in s:
-            check_bool("adaptive", s["adaptive"], owner=o)
+            check_bool("adaptive", s["adaptive"], owner="Backtracking")
 
     def search(self, trials: Trials, s: dict[str, Any]) -> float:
         gs = self.global_state

@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 
 from ...core.module import Module
-from ...core.settings import PerTensor
 from ...core.var import Var
 
 __all__ = ["LineSearch", "Trials"]
@@ -110,21 +109,6 @@ class LineSearch(Module):
     def __init__(self, defaults: dict[str, Any] | None = None):
         super().__init__(defaults)
 
-    def coupled_settings(self, params: list[Tensor]) -> dict[str, Any]:
-        """The settings, which must be the same for every parameter: the search is one for all
-        of them (a param group with its own value is an error)."""
-        settings = self.settings_list(params)
-        out = {}
-        for key in self.defaults:
-            value = settings[key]
-            if isinstance(value, PerTensor):
-                raise ValueError(
-                    f"{type(self).__name__}: {key} differs between param groups ({sorted(set(map(repr, value)))}), but one "
-                    f"line search serves all parameters; give {key} one value (remove it from the param groups)"
-                )
-            out[key] = value
-        return out
-
     @abstractmethod
     def search(self, trials: Trials, settings: dict[str, Any]) -> float:
         """The step length (0 if none is acceptable)."""
@@ -134,7 +118,7 @@ class LineSearch(Module):
             return var
         direction = var.get_update()
         trials = Trials(var, direction)
-        settings = self.coupled_settings(var.params)
+        settings = self.settings_list(var.params).coupled(self.defaults, type(self).__name__)
         self.clear_stats()
         a = 0.0
         if trials.g0 > 0 and settings.get("plus_minus"):  # an ascent direction: search along -d

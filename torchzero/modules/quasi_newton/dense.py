@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import PerTensor
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.quasi_newton import bfgs_inverse_update, dfp_inverse_update, sr1_inverse_update
 from ...utils.validation import MAX_ITERATIONS, check_bool, check_int, check_number
@@ -89,20 +88,8 @@ class HessianUpdateStrategy(Transform):
     def update_inverse(self, h: Tensor, s: Tensor, y: Tensor, settings: Mapping[str, Any]) -> Tensor | None:
         """The updated $H$ (may update ``h`` in place and return it), or ``None`` to skip the pair."""
 
-    def _coupled(self, settings: Settings) -> dict[str, Any]:
-        out = {}
-        for key in self.defaults:
-            value = settings[key]
-            if isinstance(value, PerTensor):
-                raise ValueError(
-                    f"{type(self).__name__}: {key} differs between param groups ({value!r}), but the method couples all "
-                    f"parameters; give {key} one value (remove it from the param groups)"
-                )
-            out[key] = value
-        return out
-
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        s = self._coupled(settings)
+        s = settings.coupled(self.defaults, type(self).__name__)
         n = sum(t.numel() for t in tensors)
         if n > MAX_DENSE:
             raise ValueError(

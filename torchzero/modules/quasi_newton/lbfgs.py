@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import PerTensor
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.lbfgs import two_loop
 from ...utils.validation import MAX_BUFFER, check_bool, check_int, check_number
@@ -116,18 +115,6 @@ class LBFGS(Transform):
         if "damping" in s:
             check_bool("damping", s["damping"], owner=o)
 
-    def _coupled(self, settings: Settings) -> dict[str, Any]:
-        out = {}
-        for key in self.defaults:
-            value = settings[key]
-            if isinstance(value, PerTensor):
-                raise ValueError(
-                    f"{type(self).__name__}: {key} differs between param groups ({value!r}), but the method couples all parameters; "
-                    f"give {key} one value (remove it from the param groups)"
-                )
-            out[key] = value
-        return out
-
     @staticmethod
     def _dtype(tensors: Sequence[Tensor]) -> torch.dtype:
         dtype = tensors[0].dtype
@@ -136,7 +123,7 @@ class LBFGS(Transform):
         return torch.float32 if dtype in _LOW else dtype
 
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        s = self._coupled(settings)
+        s = settings.coupled(self.defaults, type(self).__name__)
         gs = self.global_state
         dtype = self._dtype(tensors)
         index = {id(p): i for i, p in enumerate(self._params)}

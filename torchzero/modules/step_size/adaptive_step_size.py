@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...core.settings import PerTensor
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.conjugate_gradient import dot
 from ...utils.validation import check_bool, check_choice, check_number
@@ -17,19 +16,6 @@ from ...utils.validation import check_bool, check_choice, check_number
 __all__ = ["PolyakStepSize", "BarzilaiBorwein"]
 
 BB_TYPES = ("short", "long", "geom")
-
-
-def _coupled(module: Transform, settings: Settings) -> dict[str, Any]:
-    out = {}
-    for key in module.defaults:
-        value = settings[key]
-        if isinstance(value, PerTensor):
-            raise ValueError(
-                f"{type(module).__name__}: {key} differs between param groups ({value!r}), but one step size serves all "
-                f"parameters; give {key} one value (remove it from the param groups)"
-            )
-        out[key] = value
-    return out
 
 
 class PolyakStepSize(Transform):
@@ -91,7 +77,7 @@ class PolyakStepSize(Transform):
             check_number("alpha", s["alpha"], owner=o)
 
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        s = _coupled(self, settings)
+        s = settings.coupled(self.defaults, type(self).__name__)
         loss = float(ctx.loss)
         gs = self.global_state
         if s["f_star"] is None:
@@ -178,7 +164,7 @@ class BarzilaiBorwein(Transform):
         return {"prev_param": torch.zeros_like(tensor), "prev_grad": torch.zeros_like(tensor)}
 
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
-        s = _coupled(self, settings)
+        s = settings.coupled(self.defaults, type(self).__name__)
         params = [p.detach() for p in ctx.params]
         g = ctx.grads if s["use_grad"] else tensors
         if ctx.new:  # no previous point (for some parameters): the first step

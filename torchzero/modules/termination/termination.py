@@ -25,6 +25,13 @@ __all__ = [
 ]
 
 
+def _check_tol_ord(s: Mapping[str, Any], owner: str) -> None:
+    if "tol" in s:
+        check_number("tol", s["tol"], owner=owner, min=0.0)
+    if "ord" in s:
+        parse_ord(s["ord"], owner=owner)
+
+
 class TerminationCriteriaBase(Module):
     """A module that ends the optimization when :meth:`should_terminate` says so: the step is
     skipped (the parameters stay where they are), ``opt.terminated`` becomes True, and later
@@ -94,10 +101,7 @@ class TerminateByGradientNorm(TerminationCriteriaBase):
         super().__init__({"tol": tol, "ord": ord})
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
-        if "tol" in s:
-            check_number("tol", s["tol"], owner="TerminateByGradientNorm", min=0.0)
-        if "ord" in s:
-            parse_ord(s["ord"], owner="TerminateByGradientNorm")
+        _check_tol_ord(s, "TerminateByGradientNorm")
 
     def should_terminate(self, var: Var) -> bool:
         norm = global_norm(var.get_grad(), parse_ord(self.defaults["ord"]))
@@ -124,10 +128,7 @@ class TerminateByUpdateNorm(TerminationCriteriaBase):
         super().__init__({"tol": tol, "ord": ord})
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
-        if "tol" in s:
-            check_number("tol", s["tol"], owner="TerminateByUpdateNorm", min=0.0)
-        if "ord" in s:
-            parse_ord(s["ord"], owner="TerminateByUpdateNorm")
+        _check_tol_ord(s, "TerminateByUpdateNorm")
 
     def should_terminate(self, var: Var) -> bool:
         states = self.state.many(var.params)
