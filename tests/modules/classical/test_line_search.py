@@ -251,3 +251,31 @@ def test_strong_wolfe_agrees_with_scipy_on_the_conditions(problem):
         assert fr <= f0 + 1e-4 * ref * s0 and abs(gr) <= 0.9 * abs(s0) + 1e-12
         if ref == 1.0:
             assert a == 1.0
+
+
+@pytest.mark.parametrize("policy", ["skip", "raise"])
+def test_a_non_finite_gradient_at_the_start_goes_to_the_policy(policy):
+    """The gradient at the start of the step is non-finite: the non-finite policy decides, as for
+    any chain (the line search never runs: no trial evaluation, nothing moves, no state)."""
+    x = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=F64))
+    lbfgs = tz.m.LBFGS()
+    opt = tz.Modular([x], lbfgs, tz.m.StrongWolfe(), nonfinite=policy)
+    calls = []
+
+    def closure(backward=True):
+        calls.append(backward)
+        loss = (x**2).sum()
+        if backward:
+            opt.zero_grad()
+            loss.backward()
+            x.grad[0] = math.nan
+        return loss
+
+    if policy == "raise":
+        with pytest.raises(Exception, match="(?i)nan|non-finite|finite"):
+            opt.step(closure)
+    else:
+        with pytest.warns(RuntimeWarning, match="skipped a step"):
+            opt.step(closure)
+        assert opt.skipped_steps == 1
+    assert calls == [True] and x.tolist() == [1.0, 2.0] and lbfgs.global_state == {}
