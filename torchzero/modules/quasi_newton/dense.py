@@ -3,27 +3,25 @@ approximation of all parameters flattened together."""
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...core.transform import Context, Settings, States, Transform
-from ...functional.quasi_newton import bfgs_inverse_update, dfp_inverse_update, sr1_inverse_update
+from ...functional.quasi_newton import (
+    bfgs_inverse_update,
+    dfp_inverse_update,
+    sr1_inverse_update,
+)
 from ...utils.validation import MAX_ITERATIONS, check_bool, check_int, check_number
+from .flat import flatten, layout, unflatten_, working_dtype
 
 __all__ = ["HessianUpdateStrategy", "BFGS", "DFP", "SR1"]
 
 #: The most elements a dense method works on: its matrix has this many squared entries.
 MAX_DENSE = 10_000
-
-_LOW = (torch.float16, torch.bfloat16)
-
-
-def _flat(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
-    return torch.cat([t.reshape(-1).to(dtype) for t in tensors])
-
 
 class HessianUpdateStrategy(Transform):
     r"""Base of the dense quasi-Newton methods: the update becomes $H u$, with $H$ an n x n
@@ -97,20 +95,16 @@ class HessianUpdateStrategy(Transform):
                 f"{MAX_DENSE:,}); use tz.m.LBFGS(), which keeps O(n) memory"
             )
         gs = self.global_state
-        dtype = tensors[0].dtype
-        for t in tensors[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-        dtype = torch.float32 if dtype in _LOW else dtype
-        index = {id(p): i for i, p in enumerate(self._params)}
-        layout = [index.get(id(p), -1) for p in ctx.params]
+        dtype = working_dtype(tensors)
+        order = layout(self, ctx.params)
         interval = s["reset_interval"]
-        stale = gs.get("layout") != layout or ("x" in gs and gs["x"].dtype != dtype)
+        stale = gs.get("layout") != order or ("x" in gs and gs["x"].dtype != dtype)
         if stale or (interval is not None and gs.get("steps", 0) % interval == 0 and gs.get("steps", 0) > 0):
             gs.clear()
-            gs.update(layout=layout, steps=0)
+            gs.update(layout=order, steps=0)
         gs["steps"] += 1
-        x = _flat([p.detach() for p in ctx.params], dtype)
-        u = _flat(tensors, dtype)
+        x = flatten([p.detach() for p in ctx.params], dtype)
+        u = flatten(tensors, dtype)
         due = (gs["steps"] - 1) % s["update_freq"] == 0
         if "x" in gs and due:
             self._update(gs, x - gs["x"], u - gs["u"], s)
@@ -139,7 +133,7 @@ class HessianUpdateStrategy(Transform):
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         gs = self.global_state
-        q = _flat(tensors, gs["x"].dtype)
+        q = flatten(tensors, gs["x"].dtype)
         h = gs.get("H")
         if h is None:
             if settings["scale_first"]:
@@ -148,10 +142,7 @@ class HessianUpdateStrategy(Transform):
                     q = q / l1
         else:
             q = h @ q
-        i = 0
-        for t in tensors:
-            t.copy_(q[i : i + t.numel()].view_as(t))
-            i += t.numel()
+        unflatten_(q, tensors)
         return tensors
 
 

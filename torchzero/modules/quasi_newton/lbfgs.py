@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -11,26 +11,9 @@ from torch import Tensor
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.lbfgs import two_loop
 from ...utils.validation import MAX_BUFFER, check_bool, check_int, check_number
+from .flat import flatten, layout, unflatten_, working_dtype
 
 __all__ = ["LBFGS"]
-
-_LOW = (torch.float16, torch.bfloat16)
-
-
-def _flat(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
-    return torch.cat([t.reshape(-1).to(dtype) for t in tensors]) if tensors else torch.zeros(0, dtype=dtype)
-
-
-def _unflat_(vec: Tensor, tensors: Sequence[Tensor]) -> None:
-    """Copies ``vec`` into ``tensors`` (in order, cast to their dtypes)."""
-    if len(tensors) == 1 and vec.data_ptr() == tensors[0].data_ptr() and vec.dtype == tensors[0].dtype:
-        return  # vec is a view of the one tensor (see apply_tensors): already there
-    i = 0
-    for t in tensors:
-        n = t.numel()
-        t.copy_(vec[i : i + n].view_as(t))
-        i += n
-
 
 class LBFGS(Transform):
     r"""Limited-memory BFGS: the update becomes $H u$, with $H$ the L-BFGS approximation of the
@@ -115,24 +98,16 @@ class LBFGS(Transform):
         if "damping" in s:
             check_bool("damping", s["damping"], owner=o)
 
-    @staticmethod
-    def _dtype(tensors: Sequence[Tensor]) -> torch.dtype:
-        dtype = tensors[0].dtype
-        for t in tensors[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-        return torch.float32 if dtype in _LOW else dtype
-
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
         s = settings.coupled(self.defaults, type(self).__name__)
         gs = self.global_state
-        dtype = self._dtype(tensors)
-        index = {id(p): i for i, p in enumerate(self._params)}
-        layout = [index.get(id(p), -1) for p in ctx.params]
-        if gs.get("layout") != layout or ("x" in gs and gs["x"].dtype != dtype):  # other parameters than last step: start over
+        dtype = working_dtype(tensors)
+        order = layout(self, ctx.params)
+        if gs.get("layout") != order or ("x" in gs and gs["x"].dtype != dtype):  # other parameters than last step: start over
             gs.clear()
-            gs.update(layout=layout, s=[], y=[], rho=[], steps=0)
-        x = _flat([p.detach() for p in ctx.params], dtype)
-        u = _flat(tensors, dtype)
+            gs.update(layout=order, s=[], y=[], rho=[], steps=0)
+        x = flatten([p.detach() for p in ctx.params], dtype)
+        u = flatten(tensors, dtype)
         gs["steps"] += 1
         if "x" in gs and (gs["steps"] - 1) % s["update_freq"] == 0:
             sk, yk = x - gs["x"], u - gs["u"]
@@ -187,7 +162,7 @@ class LBFGS(Transform):
             len(tensors) == 1 and tensors[0].dtype == gs["x"].dtype and tensors[0].is_contiguous()
             and "inner" not in self.children and settings["update_freq"] == 1
         )
-        q = tensors[0].view(-1) if one else _flat(tensors, gs["x"].dtype)
+        q = tensors[0].view(-1) if one else flatten(tensors, gs["x"].dtype)
         if not gs["s"]:
             l1 = float(q.abs().sum())
             if l1 > 1:
@@ -195,11 +170,11 @@ class LBFGS(Transform):
         else:
             q = self.precondition(q)
         if not bool(torch.isfinite(q).all()):
-            original = gs["u"].clone() if one else _flat(tensors, q.dtype)
+            original = gs["u"].clone() if one else flatten(tensors, q.dtype)
             if math.isfinite(float(original.abs().sum())):
                 gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite
                 q = original
         if settings["damping"]:
             gs["d"] = q.clone()  # this step's direction, for the damping of the next pair
-        _unflat_(q, tensors)
+        unflatten_(q, tensors)
         return tensors

@@ -1,0 +1,44 @@
+"""All parameters as one vector, for the methods whose curvature couples them."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["flatten", "unflatten_", "working_dtype", "layout"]
+
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def flatten(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
+    """The tensors concatenated into one new vector of ``dtype``."""
+    return torch.cat([t.reshape(-1).to(dtype) for t in tensors]) if tensors else torch.zeros(0, dtype=dtype)
+
+
+def unflatten_(vec: Tensor, tensors: Sequence[Tensor]) -> None:
+    """Copies ``vec`` into ``tensors`` (in order, cast to their dtypes); nothing to do when
+    ``vec`` is a view of the one tensor."""
+    if len(tensors) == 1 and vec.data_ptr() == tensors[0].data_ptr() and vec.dtype == tensors[0].dtype:
+        return
+    i = 0
+    for t in tensors:
+        n = t.numel()
+        t.copy_(vec[i : i + n].view_as(t))
+        i += n
+
+
+def working_dtype(tensors: Sequence[Tensor]) -> torch.dtype:
+    """The widest dtype of the tensors, float32 for half precision."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.float32 if dtype in _LOW else dtype
+
+
+def layout(module: Any, params: Sequence[Tensor]) -> list[int]:
+    """The positions of ``params`` among the parameters ``module`` knows (saved with its state,
+    unlike object ids): a history built on one layout doesn't apply to another."""
+    index = {id(p): i for i, p in enumerate(module._params)}
+    return [index.get(id(p), -1) for p in params]
