@@ -56,6 +56,12 @@ class MinimizeResult:
     message: str
 
 
+def _same(a: Tensor, b: Tensor) -> bool:
+    """``torch.equal``, first on a few entries: most points that differ do so at once."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    return torch.equal(a[:8], b[:8]) and torch.equal(a, b)
+
+
 class _Objective:
     """``f`` as a closure over ``x`` that counts its evaluations and remembers the last one with
     a gradient, so the first evaluation of a step at the point the line search accepted (and
@@ -69,6 +75,21 @@ class _Objective:
         # and the version of the gradient handed out as x.grad (changed in place: not reused)
         self._same_at: int | None = None
         self._grad_version = -1
+        self._pool: list[Tensor] = []
+        self.pinned: Tensor | None = None  # a copy of x that must not be overwritten
+
+    def _copy_of_x(self) -> Tensor:
+        """x copied into one of two buffers kept between evaluations (at large sizes an
+        allocation costs about a pass), not the one ``pinned`` holds."""
+        x = self.x.detach()
+        pool = [b for b in self._pool if b is not self.pinned]
+        buf = pool[0] if pool else None
+        if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
+            buf = x.clone()
+            self._pool = [b for b in self._pool if b is self.pinned][:1] + [buf]
+        else:
+            buf.copy_(x)
+        return buf
 
     def _hit(self) -> bool:
         last = self.last
@@ -77,7 +98,7 @@ class _Objective:
         version = self.x._version
         if self._same_at == version:
             return True
-        if torch.equal(last[0], self.x.detach()):
+        if _same(last[0], self.x.detach()):
             self._same_at = version
             return True
         return False
@@ -99,7 +120,7 @@ class _Objective:
                 (grad,) = torch.autograd.grad(value, self.x, allow_unused=True)
                 grad = (torch.zeros_like(self.x) if grad is None else grad).detach()
                 self.x.grad = grad  # shared with the cache: a module that changes it in place invalidates it
-                self.last = (self.x.detach().clone(), value.detach(), grad)
+                self.last = (self._copy_of_x(), value.detach(), grad)
                 self._same_at, self._grad_version = self.x._version, grad._version
         return value.detach()
 
@@ -187,13 +208,13 @@ def minimize(
         if max_evals is not None and objective.nfev >= max_evals:
             message = f"the maximum number of evaluations ({max_evals}) was reached"
             break
-        before = objective.last[0] if objective.last is not None else x.detach().clone()  # x, as evaluated above
+        before = objective.pinned = objective.last[0] if objective.last is not None else x.detach().clone()  # x, as evaluated above
         opt.step(closure)
         nit += 1
         if opt.terminated:
             message = "a termination module ended the optimization"
             break
-        if torch.equal(before, x.detach()):
+        if _same(before, x.detach()):
             message = "the step did not move x (the line search found no acceptable step)"
             break
     value = objective.evaluate(True)

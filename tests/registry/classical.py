@@ -29,6 +29,7 @@ CASES = [
     Case("LBFGS-inner-Adam", lambda: tz.m.LBFGS(inner=tz.m.Adam()), ("LBFGS",)),
     Case("LBFGS-update_freq2", lambda: tz.m.LBFGS(update_freq=2), ("LBFGS",)),
     Case("LBFGS-damping", lambda: tz.m.LBFGS(damping=True), ("LBFGS",)),
+    Case("LBFGS-first_step-torch", lambda: tz.m.LBFGS(first_step="torch"), ("LBFGS",)),
     Case("Backtracking", lambda: tz.m.Backtracking(), ("Backtracking",), needs_closure=True, lr=1.0),
     Case("Backtracking-decrease", lambda: tz.m.Backtracking(init=2.0, condition="decrease", adaptive=False), ("Backtracking",), needs_closure=True, lr=1.0),
     Case("StrongWolfe", lambda: tz.m.StrongWolfe(), ("StrongWolfe",), needs_closure=True, lr=1.0),
@@ -73,6 +74,7 @@ BAD_ARGS = [
         for v in [0, -1, 2.5, None, "10"]
     ],
     *[BadArg(f"LBFGS-tol={v!r}", lambda v=v: tz.m.LBFGS(tol=v), (ValueError, TypeError), "LBFGS.*tol") for v in [-1.0, NAN, "x"]],
+    *[BadArg(f"LBFGS-first_step={v!r}", lambda v=v: tz.m.LBFGS(first_step=v), (ValueError, TypeError), "LBFGS.*first_step") for v in ["l1", None, 1]],
     *[BadArg(f"LBFGS-update_freq={v!r}", lambda v=v: tz.m.LBFGS(update_freq=v), (ValueError, TypeError), "LBFGS.*update_freq") for v in [0, 1.5]],
     *[
         BadArg(f"Backtracking-beta={v!r}", lambda v=v: tz.m.Backtracking(beta=v), (ValueError, TypeError), "Backtracking.*beta")

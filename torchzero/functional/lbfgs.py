@@ -13,10 +13,10 @@ from torch import Tensor
 __all__ = ["two_loop"]
 
 
-def two_loop(q: Tensor, s: Sequence[Tensor], y: Sequence[Tensor], rho: Sequence[Tensor]) -> Tensor:
+def two_loop(q: Tensor, s: Sequence[Tensor], y: Sequence[Tensor], rho: Sequence[Tensor], gamma: Tensor | float | None = None) -> Tensor:
     r"""$H q$ for the L-BFGS inverse-Hessian approximation $H$ of the pairs $(s_i, y_i)$, oldest
     first, with $\rho_i = 1/(s_i \cdot y_i)$ and $H_0 = \gamma I$, $\gamma = s_k\cdot y_k / y_k\cdot y_k$
-    from the newest pair. ``q`` is overwritten (pass a copy to keep it). No pairs: $q$ itself.
+    from the newest pair (or ``gamma`` when given, as the caller may keep it). ``q`` is overwritten (pass a copy to keep it). No pairs: $q$ itself.
 
     Example:
         >>> import torch
@@ -33,7 +33,7 @@ def two_loop(q: Tensor, s: Sequence[Tensor], y: Sequence[Tensor], rho: Sequence[
         a = ri * si.dot(q)
         q.add_(yi, alpha=-a)  # in place, no temporary of the vector's size
         alphas.append(a)
-    q.mul_(s[-1].dot(y[-1]) / y[-1].dot(y[-1]))
+    q.mul_(s[-1].dot(y[-1]) / y[-1].dot(y[-1]) if gamma is None else gamma)
     for si, yi, ri, a in zip(s, y, rho, reversed(alphas)):
         b = ri * yi.dot(q)
         q.add_(si, alpha=a - b)

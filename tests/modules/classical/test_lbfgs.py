@@ -77,9 +77,30 @@ def test_matches_torch_lbfgs_with_a_fixed_step(problem, history):
     f, x0, lr = PROBLEMS[problem]
     steps = 9 if problem == "logistic" else 30
     ref = _run(lambda x: torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history, tolerance_grad=-1, tolerance_change=-1), f, x0, steps)
-    got = _run(lambda x: tz.Modular([x], tz.m.LBFGS(history_size=history), tz.m.LR(lr)), f, x0, steps)
+    got = _run(lambda x: tz.Modular([x], tz.m.LBFGS(history_size=history, first_step="torch"), tz.m.LR(lr)), f, x0, steps)
     for r, g in zip(ref, got):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("first_step", "scale"),
+    [
+        pytest.param("unit", lambda g: 1 / max(1.0, float(g.norm())), id="unit-l2"),
+        pytest.param("torch", lambda g: min(1.0, 1 / float(g.abs().sum())), id="torch-l1"),
+        pytest.param("none", lambda g: 1.0, id="none"),
+    ],
+)
+@pytest.mark.parametrize("x0", [pytest.param([3.0, -4.0], id="large-gradient"), pytest.param([0.01, 0.02], id="small-gradient")])
+def test_first_step_scaling(first_step, scale, x0):
+    # before any pair the update is the gradient scaled as first_step says (written out here
+    # from the docstring's formulas)
+    x = torch.nn.Parameter(torch.tensor(x0, dtype=torch.float64))
+    opt = tz.Modular([x], tz.m.LBFGS(first_step=first_step))
+    x.grad = 2 * x.detach().clone()  # the gradient of |x|^2
+    g = x.grad.clone()
+    before = x.detach().clone()
+    opt.step()
+    torch.testing.assert_close(before - x.detach(), g * scale(g), rtol=1e-14, atol=0)
 
 
 @pytest.mark.parametrize("problem", ["quadratic", "logistic", "rosenbrock"])

@@ -35,6 +35,15 @@ def _global_mean(value: float) -> float:
     return float(t) / dist.get_world_size()
 
 
+_FEW = 8  # parameters at most for the scratch buffers (more: one foreach call beats a loop)
+
+
+def _fits(buffers: list[Tensor] | None, params: list[Tensor]) -> bool:
+    return buffers is not None and len(buffers) == len(params) and all(
+        b.shape == p.shape and b.dtype == p.dtype and b.device == p.device for b, p in zip(buffers, params)
+    )
+
+
 class Trials:
     r"""The objective along the update, $\phi(a) = f(x - a\,d)$, for a line search.
 
@@ -47,7 +56,7 @@ class Trials:
         evaluations: closure calls made so far.
     """
 
-    def __init__(self, var: Var, direction: list[Tensor]):
+    def __init__(self, var: Var, direction: list[Tensor], scratch: dict[str, list[Tensor]] | None = None):
         if var.closure is None:
             raise RuntimeError(
                 "a line search evaluates the loss at trial points: pass a closure to opt.step(closure), "
@@ -56,16 +65,35 @@ class Trials:
         self.var = var
         self.params = var.params
         self.direction = direction
-        self.x0 = [p.detach().clone() for p in self.params]
+        # x and a d in buffers kept between steps (``scratch``, when the caller keeps one): at
+        # large sizes a fresh allocation costs about as much as a pass over the vector
+        self._step: list[Tensor] | None = None
+        if scratch is not None and len(self.params) <= _FEW:
+            if not _fits(scratch.get("x0"), self.params):
+                scratch["x0"] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self.params]
+                scratch["step"] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self.params]
+            torch._foreach_copy_(scratch["x0"], [p.detach() for p in self.params])
+            self.x0, self._step = scratch["x0"], scratch["step"]
+        else:
+            self.x0 = [p.detach().clone() for p in self.params]
+        self._at = 0.0  # the step the parameters are at
         self.f0 = _global_mean(float(var.get_loss(backward=False)))
         self.g0 = -_dot(var.get_grad(), direction)
         self.evaluations = 0
 
     def _move(self, a: float) -> None:
         with torch.no_grad():
-            torch._foreach_copy_(self.params, self.x0)
+            if self._at != 0:
+                torch._foreach_copy_(self.params, self.x0)
             if a != 0:  # x0 - (a d): the same operations as the step applied in the end
-                torch._foreach_sub_(self.params, torch._foreach_mul(self.direction, a))
+                if self._step is None:
+                    step = torch._foreach_mul(self.direction, a)
+                else:
+                    step = self._step
+                    for b, d in zip(step, self.direction):
+                        torch.mul(d, a, out=b)
+                torch._foreach_sub_(self.params, step)
+        self._at = a
 
     def value(self, a: float) -> float:
         r"""$\phi(a)$ (``inf`` where the loss is not finite)."""
@@ -117,7 +145,7 @@ class LineSearch(Module):
         if not var.params:
             return var
         direction = var.get_update()
-        trials = Trials(var, direction)
+        trials = Trials(var, direction, self.__dict__.setdefault("_scratch", {}))
         settings = self.settings_list(var.params).coupled(self.defaults, type(self).__name__)
         self.clear_stats()
         a = 0.0

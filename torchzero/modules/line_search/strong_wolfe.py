@@ -60,7 +60,8 @@ class StrongWolfe(LineSearch):
             giving up (default: ``False``).
 
     Example:
-        L-BFGS with a strong-Wolfe line search, as ``torch.optim.LBFGS(line_search_fn="strong_wolfe")``:
+        L-BFGS with a strong-Wolfe line search, as ``torch.optim.LBFGS(line_search_fn="strong_wolfe")``
+        (whose first step ``LBFGS(first_step="torch")`` reproduces):
 
         >>> import torch, torchzero as tz
         >>> x = torch.nn.Parameter(torch.tensor([-1.5, 2.0]))

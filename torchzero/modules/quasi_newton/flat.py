@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["flatten", "unflatten_", "working_dtype", "layout"]
+__all__ = ["flatten", "flat_view", "unflatten_", "working_dtype", "layout"]
 
 _LOW = (torch.float16, torch.bfloat16)
 
@@ -15,6 +15,14 @@ _LOW = (torch.float16, torch.bfloat16)
 def flatten(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
     """The tensors concatenated into one new vector of ``dtype``."""
     return torch.cat([t.reshape(-1).to(dtype) for t in tensors]) if tensors else torch.zeros(0, dtype=dtype)
+
+
+def flat_view(tensors: Sequence[Tensor], dtype: torch.dtype) -> tuple[Tensor, bool]:
+    """The tensors as one vector of ``dtype``, and whether it is a view of the one tensor
+    (contiguous, of ``dtype``: no copy) rather than a new vector as :func:`flatten` makes."""
+    if len(tensors) == 1 and tensors[0].dtype == dtype and tensors[0].is_contiguous():
+        return tensors[0].view(-1), True
+    return flatten(tensors, dtype), False
 
 
 def unflatten_(vec: Tensor, tensors: Sequence[Tensor]) -> None:

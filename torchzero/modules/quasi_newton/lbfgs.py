@@ -10,10 +10,12 @@ from torch import Tensor
 
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.lbfgs import two_loop
-from ...utils.validation import MAX_BUFFER, check_bool, check_int, check_number
-from .flat import flatten, layout, unflatten_, working_dtype
+from ...utils.validation import MAX_BUFFER, check_bool, check_choice, check_int, check_number
+from .flat import flat_view, flatten, layout, unflatten_, working_dtype
 
 __all__ = ["LBFGS"]
+
+FIRST_STEPS = ("unit", "torch", "none")
 
 class LBFGS(Transform):
     r"""Limited-memory BFGS: the update becomes $H u$, with $H$ the L-BFGS approximation of the
@@ -29,11 +31,12 @@ class LBFGS(Transform):
     2. ``inner`` modules, if any, transform $u$;
     3. $u \leftarrow H u$ by the two-loop recursion (Nocedal & Wright, Algorithm 7.4) with
        $H_0 = \frac{s\cdot y}{y \cdot y} I$ from the newest pair. With no pairs yet, the update is
-       $u \cdot \min(1, 1/\lVert u\rVert_1)$, as ``torch.optim.LBFGS`` scales its first step.
+       scaled as ``first_step`` says.
 
-    Use it with a line search, which finds the step length: followed by ``StrongWolfe()`` it is
-    ``torch.optim.LBFGS(line_search_fn="strong_wolfe", max_iter=1)`` (one iteration per
-    ``step``), except that torch rejects pairs by the absolute test $s\cdot y \le 10^{-10}$. The math is done in the widest dtype of the parameters (float32 for half
+    Use it with a line search, which finds the step length: ``LBFGS(first_step="torch")``
+    followed by ``StrongWolfe()`` is ``torch.optim.LBFGS(line_search_fn="strong_wolfe",
+    max_iter=1)`` (one iteration per ``step``), except that torch rejects pairs by the absolute
+    test $s\cdot y \le 10^{-10}$. The math is done in the widest dtype of the parameters (float32 for half
     precision). When the set of parameters that have gradients changes, the history is
     cleared.
 
@@ -48,6 +51,10 @@ class LBFGS(Transform):
         damping: Powell's damping of $y$ (Nocedal & Wright, Procedure 18.2), so that no pair
             fails the curvature test; needs no inner modules between the history and $H$ to be
             exact (default: ``False``).
+        first_step: the update while there are no pairs: ``"unit"``, $u / \max(1, \lVert u\rVert_2)$,
+            a first step at most 1 long, as scipy's L-BFGS-B takes (Nocedal & Wright, Section
+            3.5); ``"torch"``, $u \min(1, 1/\lVert u\rVert_1)$, as ``torch.optim.LBFGS``;
+            ``"none"``, $u$ itself (default: ``"unit"``).
 
     Example:
         >>> import torch, torchzero as tz
@@ -80,8 +87,12 @@ class LBFGS(Transform):
         update_freq: int = 1,
         inner: Any = None,
         damping: bool = False,
+        first_step: str = "unit",
     ):
-        defaults = dict(history_size=history_size, tol=tol, tol_reset=tol_reset, gtol=gtol, update_freq=update_freq, damping=damping)
+        defaults = dict(
+            history_size=history_size, tol=tol, tol_reset=tol_reset, gtol=gtol, update_freq=update_freq, damping=damping,
+            first_step=first_step,
+        )
         super().__init__(defaults, inner=inner)
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
@@ -97,6 +108,8 @@ class LBFGS(Transform):
             check_int("update_freq", s["update_freq"], owner=o, min=1, max=MAX_BUFFER)
         if "damping" in s:
             check_bool("damping", s["damping"], owner=o)
+        if "first_step" in s:
+            check_choice("first_step", s["first_step"], FIRST_STEPS, owner=o)
 
     def update_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> None:
         s = settings.coupled(self.defaults, type(self).__name__)
@@ -106,26 +119,44 @@ class LBFGS(Transform):
         if gs.get("layout") != order or ("x" in gs and gs["x"].dtype != dtype):  # other parameters than last step: start over
             gs.clear()
             gs.update(layout=order, s=[], y=[], rho=[], steps=0)
-        x = flatten([p.detach() for p in ctx.params], dtype)
-        u = flatten(tensors, dtype)
         gs["steps"] += 1
-        if "x" in gs and (gs["steps"] - 1) % s["update_freq"] == 0:
-            sk, yk = x - gs["x"], u - gs["u"]
-            if s["damping"]:
-                yk = self._damped(sk, yk, gs["u"])
-            sy = sk.dot(yk)
-            ok = (s["gtol"] is None or bool(yk.abs().max() > s["gtol"])) and self.accept_pair(sk, yk, sy, s)
-            if ok:
-                gs["s"].append(sk)
-                gs["y"].append(yk)
-                gs["rho"].append(1 / sy)
-                while len(gs["s"]) > s["history_size"]:
-                    for key in ("s", "y", "rho"):
-                        gs[key].pop(0)
-            elif s["tol_reset"]:
-                gs.update(s=[], y=[], rho=[])
-        if "x" not in gs or (gs["steps"] - 1) % s["update_freq"] == 0:
-            gs["x"], gs["u"] = x, u
+        pair_step = (gs["steps"] - 1) % s["update_freq"] == 0
+        if "x" in gs and not pair_step:
+            return
+        (x, x_view), (u, u_view) = flat_view([p.detach() for p in ctx.params], dtype), flat_view(tensors, dtype)
+        if "x" not in gs:
+            gs["x"], gs["u"] = x.clone() if x_view else x, u.clone() if u_view else u
+            return
+        sk, yk = x - gs["x"], u - gs["u"]
+        if s["damping"]:
+            yk = self._damped(sk, yk, gs["u"])
+        sy, yy = sk.dot(yk), yk.dot(yk)
+        ok = self._y_large(yk, yy, s["gtol"]) and self.accept_pair(sk, yk, sy, s, yy)
+        if ok:
+            gs["s"].append(sk)
+            gs["y"].append(yk)
+            gs["rho"].append(1 / sy)
+            gs["gamma"] = sy / yy  # H0's scale, from the newest pair
+            while len(gs["s"]) > s["history_size"]:
+                for key in ("s", "y", "rho"):
+                    gs[key].pop(0)
+        elif s["tol_reset"]:
+            gs.update(s=[], y=[], rho=[])
+        gs["x"].copy_(x)  # in place, as torch.optim.LBFGS keeps its previous gradient
+        gs["u"].copy_(u)
+
+    @staticmethod
+    def _y_large(y: Tensor, yy: Tensor, gtol: float | None) -> bool:
+        r"""$\max|y| >$ ``gtol``, decided from $\lVert y\rVert_2$ when it can be, as
+        $\lVert y\rVert_2 / \sqrt{n} \le \max|y| \le \lVert y\rVert_2$ (the maximum is a pass of its own)."""
+        if gtol is None:
+            return True
+        norm = math.sqrt(float(yy))
+        if norm <= gtol:
+            return False
+        if norm > gtol * math.sqrt(y.numel()):
+            return True
+        return bool(y.abs().max() > gtol)
 
     def _damped(self, s: Tensor, y: Tensor, u_prev: Tensor) -> Tensor:
         r"""Powell's damping: $r = \theta y + (1 - \theta) B s$, $\theta = 1$ if
@@ -143,16 +174,17 @@ class LBFGS(Transform):
         theta = 0.8 * sbs / (sbs - sy)
         return theta * y + (1 - theta) * bs
 
-    def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any]) -> bool:
+    def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any], yy: Tensor | None = None) -> bool:
         r"""Whether the pair joins the history: the curvature test $s\cdot y > \text{tol}\,\lVert s\rVert\,\lVert y\rVert$,
         relative, so that it doesn't depend on the problem's scale (an absolute threshold rejects
-        every pair of a badly scaled problem)."""
-        return bool(sy > (settings["tol"] or 0.0) * s.norm() * y.norm())
+        every pair of a badly scaled problem). ``yy`` is $y \cdot y$ when the caller has it."""
+        y_norm = y.norm() if yy is None else yy.sqrt()
+        return bool(sy > (settings["tol"] or 0.0) * s.norm() * y_norm)
 
     def precondition(self, q: Tensor) -> Tensor:
         r"""$H q$ for the pairs in the history (at least one); may overwrite ``q``."""
         gs = self.global_state
-        return two_loop(q, gs["s"], gs["y"], gs["rho"])
+        return two_loop(q, gs["s"], gs["y"], gs["rho"], gs.get("gamma"))
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         gs = self.global_state
@@ -164,12 +196,15 @@ class LBFGS(Transform):
         )
         q = tensors[0].view(-1) if one else flatten(tensors, gs["x"].dtype)
         if not gs["s"]:
-            l1 = float(q.abs().sum())
-            if l1 > 1:
-                q.div_(l1)
+            kind = settings["first_step"]
+            norm = float(q.norm()) if kind == "unit" else float(q.abs().sum()) if kind == "torch" else 0.0
+            if norm > 1:
+                q.div_(norm)
         else:
             q = self.precondition(q)
-        if not bool(torch.isfinite(q).all()):
+        # a sum is one pass without a mask; NaN and inf propagate into it (the full test only
+        # when it is not finite, which an overflowing sum of finite entries can also make)
+        if not math.isfinite(float(q.sum())) and not bool(torch.isfinite(q).all()):
             original = gs["u"].clone() if one else flatten(tensors, q.dtype)
             if math.isfinite(float(original.abs().sum())):
                 gs.update(s=[], y=[], rho=[])  # a degenerate history: drop it, keep the step finite

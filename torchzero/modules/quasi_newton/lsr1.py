@@ -80,7 +80,7 @@ class LSR1(LBFGS):
     ):
         super().__init__(history_size, tol, tol_reset, gtol, update_freq, inner)
 
-    def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any]) -> bool:
+    def accept_pair(self, s: Tensor, y: Tensor, sy: Tensor, settings: Mapping[str, Any], yy: Tensor | None = None) -> bool:
         gs = self.global_state
         hy = compact_sr1(y.clone(), gs["s"], gs["y"]) if gs["s"] else y.clone()
         if hy is None:
