@@ -4,6 +4,7 @@ Moré-Garbow-Hillstrom test problems and on extended Rosenbrock / Powell up to 1
     python benchmarks/bench_minimize.py                     # the whole set, about two minutes
     python benchmarks/bench_minimize.py --sizes 100 10000   # skip n = 10^6
     python benchmarks/bench_minimize.py --json out.json --plot out.png
+    python benchmarks/bench_minimize.py --docs out.json      # the tables of the docs page
 
 Every method gets the same function (written with torch ops, float64), its gradient by autograd,
 the same gradient tolerance (``--gtol``, on the infinity norm, which is scipy's ``gtol``) and the
@@ -216,16 +217,50 @@ def plot(runs: list[Run], path: Path, problems: list[str]) -> None:
     plt.close(fig)
 
 
+DOC_COLUMNS = [
+    ("torchzero lbfgs", "torchzero LBFGS"), ("scipy L-BFGS-B", "scipy L-BFGS-B"), ("torch.optim.LBFGS", "torch LBFGS"),
+    ("torchzero bfgs", "torchzero BFGS"), ("scipy BFGS", "scipy BFGS"), ("torchzero cg", "torchzero CG"), ("scipy CG", "scipy CG"),
+]
+
+
+def docs_tables(data: dict[str, object]) -> str:
+    """The tables of docs/guide/classical.md from a ``--json`` file's contents."""
+    runs = [Run(**r) for r in data["runs"]]  # type: ignore[union-attr]
+    small = {p.name for p in PROBLEMS}
+    by = {(r.problem, r.method): r for r in runs}
+    out = ["| problem | " + " | ".join(label for _, label in DOC_COLUMNS) + " |", "|---|" + "---:|" * len(DOC_COLUMNS)]
+    for p in PROBLEMS:
+        cells = []
+        for method, _ in DOC_COLUMNS:
+            r = by.get((p.name, method))
+            cells.append("" if r is None else str(r.nfev) if r.solved else f"no ({r.nfev})")
+        out.append(f"| {p.name} | " + " | ".join(cells) + " |")
+    out += ["", "| torchzero / reference | ratio | problems | the reference solves, torchzero doesn't |", "|---|---:|---:|---|"]
+    for pair, v in data["ratios"].items():  # type: ignore[union-attr]
+        out.append(f"| {pair} | {v['geomean']:.3f} | {v['problems']} | {', '.join(v['missed']) or 'none'} |")
+    large = [r for r in runs if r.problem not in small]
+    out += ["", "| problem | torchzero | scipy L-BFGS-B | torch.optim.LBFGS | torchzero / torch | torchzero / scipy |", "|---|---:|---:|---:|---:|---:|"]
+    for i in range(0, len(large), 3):
+        ours, sp, th = large[i : i + 3]
+        per = [r.seconds / max(r.nit, 1) for r in (ours, sp, th)]
+        out.append(f"| {ours.problem} | {per[0]:.4f} | {per[1]:.4f} | {per[2]:.4f} | {per[0] / per[2]:.2f} | {per[0] / per[1]:.2f} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gtol", type=float, default=1e-5, help="gradient tolerance, infinity norm (default: 1e-5)")
     parser.add_argument("--max-steps", type=int, default=5000, help="iterations at most on the small set (default: 5000)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 10_000, 1_000_000], help="sizes of the extended problems (default: 100 10000 1000000)")
     parser.add_argument("--iterations", type=int, default=50, help="iterations timed at each size (default: 50)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per method at each size, the fastest reported (default: 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per method at each size, the fastest reported (default: 5)")
     parser.add_argument("--json", type=Path, help="write the runs and the summary to this file")
     parser.add_argument("--plot", type=Path, help="write a convergence plot (f - f* against evaluations) to this PNG")
+    parser.add_argument("--docs", type=Path, help="print the docs page's tables from this --json file and exit")
     args = parser.parse_args(argv)
+    if args.docs is not None:
+        print(docs_tables(json.loads(args.docs.read_text())))
+        return {}
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     print(f"torch {torch.__version__}, scipy {scipy.__version__}, torchzero {tz.__version__}, float64, {torch.get_num_threads()} threads")

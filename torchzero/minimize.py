@@ -56,6 +56,14 @@ class MinimizeResult:
     message: str
 
 
+def _max_abs(t: Tensor) -> float:
+    """``max |t|`` (0 for an empty tensor) in one pass, without the ``|t|`` temporary."""
+    if t.numel() == 0:
+        return 0.0
+    lo, hi = torch.aminmax(t)
+    return max(-float(lo), float(hi))
+
+
 def _same(a: Tensor, b: Tensor) -> bool:
     """``torch.equal``, first on a few entries: most points that differ do so at once."""
     a, b = a.reshape(-1), b.reshape(-1)
@@ -200,7 +208,7 @@ def minimize(
         if not math.isfinite(float(value)):
             message = "f is not finite at x"
             break
-        if float(grad.abs().max()) <= tol if grad.numel() else True:
+        if _max_abs(grad) <= tol:
             success, message = True, "the gradient tolerance was met"
             break
         if nit >= max_steps:

@@ -28,13 +28,16 @@ def two_loop(q: Tensor, s: Sequence[Tensor], y: Sequence[Tensor], rho: Sequence[
     """
     if not s:
         return q
+    # the scalars as Python floats (float64): a 0-dim tensor per product would cost more than
+    # the arithmetic; the vectors are updated in place, with no temporary of their size
+    rhos = [float(r) for r in rho]
     alphas = []
-    for si, yi, ri in zip(reversed(s), reversed(y), reversed(rho)):
-        a = ri * si.dot(q)
-        q.add_(yi, alpha=-a)  # in place, no temporary of the vector's size
+    for si, yi, ri in zip(reversed(s), reversed(y), reversed(rhos)):
+        a = ri * float(si.dot(q))
+        q.add_(yi, alpha=-a)
         alphas.append(a)
-    q.mul_(s[-1].dot(y[-1]) / y[-1].dot(y[-1]) if gamma is None else gamma)
-    for si, yi, ri, a in zip(s, y, rho, reversed(alphas)):
-        b = ri * yi.dot(q)
+    q.mul_(float(s[-1].dot(y[-1]) / y[-1].dot(y[-1])) if gamma is None else float(gamma))
+    for si, yi, ri, a in zip(s, y, rhos, reversed(alphas)):
+        b = ri * float(yi.dot(q))
         q.add_(si, alpha=a - b)
     return q

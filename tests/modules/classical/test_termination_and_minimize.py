@@ -119,6 +119,23 @@ def test_minimize_result_is_consistent():
     assert res.nfev >= res.nit and res.ngev <= res.nfev
 
 
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+def test_minimize_counts_every_evaluation_and_never_repeats_one(method):
+    # the objective remembers the last point it evaluated (in reused buffers): f is never called
+    # twice in a row at the same x, every call is counted, and a step that moved x is told
+    # apart from one that didn't (the run reaches the tolerance instead of stopping early)
+    points: list[torch.Tensor] = []
+
+    def f(x):
+        points.append(x.detach().clone())
+        return _rosen(x)
+
+    res = tz.minimize(f, torch.tensor([-1.2, 1.0], dtype=F64), method=method, tol=1e-6)
+    assert res.success, res.message
+    assert len(points) == res.nfev
+    assert not any(torch.equal(a, b) for a, b in zip(points, points[1:]))
+
+
 def test_minimize_limits_and_errors():
     res = tz.minimize(_rosen, torch.tensor([-1.2, 1.0], dtype=F64), max_steps=3)
     assert not res.success and res.nit == 3 and "maximum number of steps" in res.message

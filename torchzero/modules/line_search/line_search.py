@@ -65,17 +65,19 @@ class Trials:
         self.var = var
         self.params = var.params
         self.direction = direction
-        # x and a d in buffers kept between steps (``scratch``, when the caller keeps one): at
-        # large sizes a fresh allocation costs about as much as a pass over the vector
+        # x and a d in buffers the caller keeps between steps (``scratch``): a trial is then two
+        # passes (a d into its buffer, x0 - a d), and the accepted trial's a d is the update
         self._step: list[Tensor] | None = None
         if scratch is not None and len(self.params) <= _FEW:
-            if not _fits(scratch.get("x0"), self.params):
-                scratch["x0"] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self.params]
-                scratch["step"] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self.params]
+            for key in ("x0", "step"):
+                if not _fits(scratch.get(key), self.params):
+                    scratch[key] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self.params]
             torch._foreach_copy_(scratch["x0"], [p.detach() for p in self.params])
             self.x0, self._step = scratch["x0"], scratch["step"]
         else:
             self.x0 = [p.detach().clone() for p in self.params]
+        self._scratch = scratch
+        self._step_a: float | None = None  # the a whose a d the step buffer holds
         self._at = 0.0  # the step the parameters are at
         self.f0 = _global_mean(float(var.get_loss(backward=False)))
         self.g0 = -_dot(var.get_grad(), direction)
@@ -92,8 +94,20 @@ class Trials:
                     step = self._step
                     for b, d in zip(step, self.direction):
                         torch.mul(d, a, out=b)
+                    self._step_a = a
                 torch._foreach_sub_(self.params, step)
         self._at = a
+
+    def scaled_direction(self, a: float) -> list[Tensor]:
+        r"""$a\,d$, the update a search that accepted ``a`` hands on: the buffer a trial at ``a``
+        already filled (the same numbers as that trial's point; the caller then owns it), else
+        the direction multiplied in place."""
+        if self._step is not None and self._step_a == a and self._scratch is not None:
+            step, self._step, self._step_a = self._step, None, None
+            self._scratch.pop("step", None)  # a new buffer for the next search
+            return step
+        torch._foreach_mul_(self.direction, a)
+        return self.direction
 
     def value(self, a: float) -> float:
         r"""$\phi(a)$ (``inf`` where the loss is not finite)."""
@@ -159,7 +173,6 @@ class LineSearch(Module):
             trials.restore()
         if not math.isfinite(a):
             a = 0.0
-        torch._foreach_mul_(direction, a)
-        var.update = direction
+        var.update = trials.scaled_direction(a)
         self.record_stats(**self._last_stats, step_size=torch.tensor(a), evaluations=torch.tensor(float(trials.evaluations)))
         return var
