@@ -107,6 +107,7 @@ def strong_wolfe(
     maxeval: int | None = None,
     tol_change: float = 1e-9,
     interpolation: str = "cubic",
+    d_norm: float | Callable[[], float] = 1.0,
 ) -> tuple[float, float, float] | None:
     r"""A step $a$ satisfying the strong Wolfe conditions
 
@@ -122,7 +123,9 @@ def strong_wolfe(
     Returns:
         ``(a, phi(a), phi'(a))``, or ``None`` when no step was found within ``maxiter``
         bracketing steps, ``maxzoom`` zoom steps or ``maxeval`` evaluations, or when the bracket
-        shrank below ``tol_change``.
+        shrank below ``tol_change`` in $x$: its width times ``d_norm``, $\max|d|$ (a number, or
+        a function called once when needed), as ``torch.optim.LBFGS`` measures it. (A width in
+        $a$ alone would stop a search along a long direction while its points still differ.)
 
     Example:
         On $\phi(a) = (a - 3)^2$, $a = 1$ already satisfies the conditions with $c_2 = 0.9$;
@@ -135,11 +138,17 @@ def strong_wolfe(
     """
     evals = 0
     budget = math.inf if maxeval is None else maxeval
+    norm: list[float] = []  # d_norm, once known
+
+    def too_narrow(width: float) -> bool:
+        if not norm:
+            norm.append(float(d_norm() if callable(d_norm) else d_norm))
+        return width * norm[0] < tol_change
 
     def zoom(lo: float, f_lo: float, g_lo: float, hi: float, f_hi: float, g_hi: float) -> tuple[float, float, float] | None:
         nonlocal evals
         for _ in range(maxzoom):
-            if evals >= budget or abs(hi - lo) < tol_change:
+            if evals >= budget or too_narrow(abs(hi - lo)):
                 return None
             left, right = min(lo, hi), max(lo, hi)
             width = right - left

@@ -38,6 +38,24 @@ def test_strong_wolfe_step_satisfies_the_conditions(name, c2, interpolation):
     assert abs(ga) <= c2 * abs(g0)  # strong curvature
 
 
+def test_strong_wolfe_bracket_tolerance_is_measured_in_x():
+    # along a direction with max|d| = 1e10 the minimizer is at a = 3e-10: the bracket must shrink
+    # below tol_change in a, while in x (width * max|d|) its ends are still far apart
+    scale = 1e10
+
+    def phi(a):
+        return (scale * a - 3) ** 2, 2 * scale * (scale * a - 3)
+
+    f0, g0 = 9.0, -6 * scale
+    assert strong_wolfe(phi, f0, g0, c2=0.1, maxzoom=100, interpolation="bisection") is None  # a's width alone
+    calls = []
+    found = strong_wolfe(phi, f0, g0, c2=0.1, maxzoom=100, interpolation="bisection", d_norm=lambda: calls.append(1) or scale)
+    assert found is not None
+    a, fa, ga = found
+    assert fa <= f0 + 1e-4 * a * g0 and abs(ga) <= 0.1 * abs(g0)
+    assert len(calls) == 1  # the norm is asked for once, when the bracket is first measured
+
+
 def test_strong_wolfe_steps_back_from_a_non_finite_trial():
     calls = []
 

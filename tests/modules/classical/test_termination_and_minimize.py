@@ -136,6 +136,22 @@ def test_minimize_counts_every_evaluation_and_never_repeats_one(method):
     assert not any(torch.equal(a, b) for a, b in zip(points, points[1:]))
 
 
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+def test_minimize_solves_powell_badly_scaled(method):
+    # Moré, Garbow & Hillstrom's problem 3: directions of length ~1e4, minimizer ~(1.1e-5, 9.1);
+    # a bracket measured in a alone (not in x) stopped CG's line search early here
+    def f(x):
+        return (1e4 * x[0] * x[1] - 1) ** 2 + (torch.exp(-x[0]) + torch.exp(-x[1]) - 1.0001) ** 2
+
+    ref = scipy.optimize.minimize(
+        lambda v: float(f(torch.tensor(v))), np.array([0.0, 1.0]), method={"lbfgs": "L-BFGS-B", "bfgs": "BFGS", "cg": "CG"}[method],
+        jac=lambda v: torch.autograd.functional.jacobian(f, torch.tensor(v)).numpy(), options={"gtol": 1e-5},
+    )
+    assert ref.success  # scipy's counterpart solves it
+    res = tz.minimize(f, torch.tensor([0.0, 1.0], dtype=F64), method=method, tol=1e-5, max_steps=2000)
+    assert res.success, res.message
+
+
 def test_minimize_limits_and_errors():
     res = tz.minimize(_rosen, torch.tensor([-1.2, 1.0], dtype=F64), max_steps=3)
     assert not res.success and res.nit == 3 and "maximum number of steps" in res.message

@@ -98,6 +98,10 @@ class Trials:
                 torch._foreach_sub_(self.params, step)
         self._at = a
 
+    def direction_max_abs(self) -> float:
+        r"""$\max|d|$ over all tensors of the direction (0 for none)."""
+        return max((float(d.abs().max()) for d in self.direction if d.numel()), default=0.0)
+
     def scaled_direction(self, a: float) -> list[Tensor]:
         r"""$a\,d$, the update a search that accepted ``a`` hands on: the buffer a trial at ``a``
         already filled (the same numbers as that trial's point; the caller then owns it), else

@@ -50,7 +50,8 @@ class StrongWolfe(LineSearch):
         maxiter: bracketing iterations (default: ``25``).
         maxzoom: zoom iterations (default: ``10``).
         maxeval: closure calls per step at most, ``None`` for no limit (default: ``None``).
-        tol_change: the search stops when the bracket is narrower (default: ``1e-9``).
+        tol_change: the search stops when the bracket is narrower than this in $x$: its width
+            in $a$ times $\max|d|$, as ``torch.optim.LBFGS`` measures it (default: ``1e-9``).
         interpolation: ``"cubic"`` (default), ``"quadratic"`` or ``"bisection"``.
         adaptive: halve the first trial step after a failed search, reset it after a success
             (default: ``True``).
@@ -158,7 +159,8 @@ class StrongWolfe(LineSearch):
             return fa, ga
 
         found = strong_wolfe(
-            phi, f0, g0, a0, s["c1"], s["c2"], s["a_max"], s["maxiter"], s["maxzoom"], s["maxeval"], s["tol_change"], s["interpolation"]
+            phi, f0, g0, a0, s["c1"], s["c2"], s["a_max"], s["maxiter"], s["maxzoom"], s["maxeval"], s["tol_change"], s["interpolation"],
+            d_norm=trials.direction_max_abs,
         )
         a = None if found is None or not found[1] <= f0 else found[0]
         if a is None and s["fallback"] and tried and min(tried)[0] < f0:
