@@ -24,11 +24,13 @@ def _methods() -> dict[str, Callable[[], list[Module]]]:
         "cg": lambda: [m.PolakRibiere(), m.StrongWolfe(c2=0.1, a_init="first-order")],
         "sr1": lambda: [m.SR1(), m.StrongWolfe(plus_minus=True)],
         "gd": lambda: [m.Backtracking(maxiter=60)],
+        "newton": lambda: [m.Newton(), m.Backtracking()],
+        "newton-cg": lambda: [m.NewtonCG(), m.StrongWolfe()],
     }
 
 
 #: The method strings :func:`minimize` understands and the chains they stand for.
-METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd")
+METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd", "newton", "newton-cg")
 
 
 @dataclass
@@ -112,7 +114,10 @@ class _Objective:
         return False
 
     def evaluate(self, backward: bool = True) -> Tensor:
-        if self._hit():
+        """``f(x)``; with ``backward``, ``x.grad`` set and the value detached (remembered, so a
+        repeated call at the same point costs nothing). Without, a fresh value attached to its
+        graph, as a closure returns it: a module may differentiate it (``Newton``)."""
+        if backward and self._hit():
             assert self.last is not None
             if backward:
                 self.x.grad = self.last[2]
@@ -130,7 +135,8 @@ class _Objective:
                 self.x.grad = grad  # shared with the cache: a module that changes it in place invalidates it
                 self.last = (self._copy_of_x(), value.detach(), grad)
                 self._same_at, self._grad_version = self.x._version, grad._version
-        return value.detach()
+                return value.detach()
+        return value
 
 
 def minimize(
@@ -149,7 +155,8 @@ def minimize(
 
     - ``"lbfgs"``: ``LBFGS(), StrongWolfe()``; ``"bfgs"``: ``BFGS(), StrongWolfe()``;
     - ``"cg"``: ``PolakRibiere(), StrongWolfe(c2=0.1, a_init="first-order")``;
-    - ``"sr1"``: ``SR1(), StrongWolfe(plus_minus=True)``; ``"gd"``: ``Backtracking(maxiter=60)``.
+    - ``"sr1"``: ``SR1(), StrongWolfe(plus_minus=True)``; ``"gd"``: ``Backtracking(maxiter=60)``;
+    - ``"newton"``: ``Newton(), Backtracking()``; ``"newton-cg"``: ``NewtonCG(), StrongWolfe()``.
 
     It stops with ``success=True`` when $\lVert \nabla f(x) \rVert_\infty \le$ ``tol`` (scipy's
     ``gtol``), and otherwise after ``max_steps`` steps, after ``max_evals`` evaluations of ``f``,

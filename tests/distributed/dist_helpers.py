@@ -105,6 +105,9 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "LBFGS-StrongWolfe": lambda: [tz.m.LBFGS(), tz.m.StrongWolfe()],
     "PolakRibiere-StrongWolfe": lambda: [tz.m.PolakRibiere(), tz.m.StrongWolfe(c2=0.1, a_init="first-order")],
     "Adam-Backtracking": lambda: [tz.m.Adam(), tz.m.Backtracking(init=0.1)],
+    "Newton-Backtracking": lambda: [tz.m.Newton(damping=1e-2), tz.m.Backtracking()],
+    "NewtonCG-StrongWolfe": lambda: [tz.m.NewtonCG(), tz.m.StrongWolfe()],
+    "NewtonCG-central-Backtracking": lambda: [tz.m.NewtonCG(hvp_method="central", maxiter=5), tz.m.Backtracking()],
 }
 
 

@@ -47,6 +47,13 @@ CASES = [
     Case("DFP", lambda: tz.m.DFP(init_scale=0.5), ("DFP",)),
     Case("SR1", lambda: tz.m.SR1(), ("SR1",)),
     Case("BFGS-StrongWolfe", lambda: [tz.m.BFGS(), tz.m.StrongWolfe()], ("BFGS", "StrongWolfe"), needs_closure=True, lr=1.0),
+    Case("Newton", lambda: tz.m.Newton(damping=1e-3), ("Newton",), stateful=False, needs_closure=True, lr=0.5),
+    Case("Newton-saddle-free-Backtracking", lambda: [tz.m.Newton(eigval_fn=lambda v: v.abs() + 1e-3), tz.m.Backtracking()], ("Newton", "Backtracking"), stateful=False, needs_closure=True, lr=1.0),
+    Case("Newton-central", lambda: tz.m.Newton(damping=1e-2, hessian_method="central", vectorize=False), ("Newton",), stateful=False, needs_closure=True, lr=0.5),
+    Case("NewtonCG", lambda: tz.m.NewtonCG(reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
+    Case("NewtonCG-StrongWolfe", lambda: [tz.m.NewtonCG(), tz.m.StrongWolfe()], ("NewtonCG", "StrongWolfe"), needs_closure=True, lr=1.0),
+    Case("NewtonCG-central-warm-sqrt", lambda: tz.m.NewtonCG(hvp_method="central", warm_start=True, forcing="sqrt", maxiter=5, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
+    Case("NewtonCG-forward-fixed", lambda: tz.m.NewtonCG(hvp_method="forward", forcing="fixed", tol=1e-2, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
     *[
         Case(name, (lambda name=name: getattr(tz.m, name)()), (name,))
         for name in ("PolakRibiere", "FletcherReeves", "HestenesStiefel", "DaiYuan", "LiuStorey", "HagerZhang")
@@ -74,6 +81,13 @@ BAD_ARGS = [
         for v in [0, -1, 2.5, None, "10"]
     ],
     *[BadArg(f"LBFGS-tol={v!r}", lambda v=v: tz.m.LBFGS(tol=v), (ValueError, TypeError), "LBFGS.*tol") for v in [-1.0, NAN, "x"]],
+    *[BadArg(f"Newton-damping={v!r}", lambda v=v: tz.m.Newton(damping=v), (ValueError, TypeError), "Newton.*damping") for v in [-1.0, NAN, "x"]],
+    *[BadArg(f"Newton-hessian_method={v!r}", lambda v=v: tz.m.Newton(hessian_method=v), (ValueError, TypeError), "Newton.*hessian_method") for v in ["forward", None]],
+    BadArg("Newton-eigval_fn=1", lambda: tz.m.Newton(eigval_fn=1), TypeError, "Newton.*eigval_fn"),
+    *[BadArg(f"NewtonCG-maxiter={v!r}", lambda v=v: tz.m.NewtonCG(maxiter=v), (ValueError, TypeError), "NewtonCG.*maxiter") for v in [0, 2.5, "3"]],
+    *[BadArg(f"NewtonCG-hvp_method={v!r}", lambda v=v: tz.m.NewtonCG(hvp_method=v), (ValueError, TypeError), "NewtonCG.*hvp_method") for v in ["fd", None]],
+    *[BadArg(f"NewtonCG-forcing={v!r}", lambda v=v: tz.m.NewtonCG(forcing=v), (ValueError, TypeError), "NewtonCG.*forcing") for v in ["ew", 0.5]],
+    *[BadArg(f"NewtonCG-h={v!r}", lambda v=v: tz.m.NewtonCG(h=v), (ValueError, TypeError), "NewtonCG.*h") for v in [0.0, -1e-3, NAN]],
     *[BadArg(f"LBFGS-first_step={v!r}", lambda v=v: tz.m.LBFGS(first_step=v), (ValueError, TypeError), "LBFGS.*first_step") for v in ["l1", None, 1]],
     *[BadArg(f"LBFGS-update_freq={v!r}", lambda v=v: tz.m.LBFGS(update_freq=v), (ValueError, TypeError), "LBFGS.*update_freq") for v in [0, 1.5]],
     *[

@@ -86,6 +86,10 @@ from .quasi_newton import (
     DFP,
     SR1,
 )
+from .second_order import (
+    Newton,
+    NewtonCG,
+)
 from .termination import (
     TerminateAfterNSteps,
     TerminateByGradientNorm,
@@ -165,6 +169,8 @@ __all__ = [
     "Backtracking",
     "AdaptiveBacktracking",
     "StrongWolfe",
+    "Newton",
+    "NewtonCG",
     "LBFGS",
     "LSR1",
     "BFGS",

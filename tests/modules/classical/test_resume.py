@@ -1,5 +1,6 @@
 """The classical methods' state (curvature history, dense matrices, CG directions, line-search
-memory) resumes bitwise in a new process from a saved state dict."""
+memory, Newton-CG's forcing term and warm start) resumes bitwise in a new process from a saved
+state dict."""
 from __future__ import annotations
 
 import os
@@ -19,6 +20,8 @@ CHAINS = {
     "BFGS-damped": "[tz.m.BFGS(damping=True), tz.m.StrongWolfe()]",
     "HagerZhang-StrongWolfe": "[tz.m.HagerZhang(), tz.m.StrongWolfe(c2=0.1, a_init='first-order')]",
     "BarzilaiBorwein-AdaptiveBacktracking": "[tz.m.BarzilaiBorwein(), tz.m.AdaptiveBacktracking()]",
+    "Newton-Backtracking": "[tz.m.Newton(damping=1e-3), tz.m.Backtracking()]",
+    "NewtonCG-StrongWolfe-warm": "[tz.m.NewtonCG(warm_start=True), tz.m.StrongWolfe()]",
 }
 
 SCRIPT = """

@@ -1,0 +1,71 @@
+"""Reference for the Newton directions, written from Nocedal & Wright (2nd ed.): Algorithm 7.1
+(line-search Newton-CG, with its stop on negative curvature), Section 3.4 (a Hessian modified by
+a multiple of the identity when it is not positive definite), and Eisenstat & Walker (1996),
+choice 2 of the forcing term. NumPy float64, in the book's own signs (it solves
+$B p = -\\nabla f$ for the direction $p$); independent of ``torchzero``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def newton_cg_direction(b_mat: np.ndarray, grad: np.ndarray, eps: float, maxiter: int) -> tuple[np.ndarray, int, bool]:
+    """Algorithm 7.1's inner loop: the direction ``p``, the CG iterations and whether negative
+    curvature stopped it. ``eps`` is the absolute residual tolerance."""
+    z = np.zeros_like(grad)
+    r = grad.copy()
+    d = -r
+    for j in range(maxiter):
+        bd = b_mat @ d
+        if d @ bd <= 0:
+            return (-grad if j == 0 else z), j + 1, True
+        alpha = (r @ r) / (d @ bd)
+        z = z + alpha * d
+        r_new = r + alpha * bd
+        if np.linalg.norm(r_new) < eps:
+            return z, j + 1, False
+        beta = (r_new @ r_new) / (r @ r)
+        d = -r_new + beta * d
+        r = r_new
+    return z, maxiter, False
+
+
+def modified_newton_direction(hess: np.ndarray, grad: np.ndarray, damping: float = 0.0, shift: float = 1e-3) -> np.ndarray:
+    """``p`` with ``(H + damping I + tau I) p = -grad``: ``tau = 0`` when that matrix is positive
+    definite, else the smallest ``tau`` that makes its least eigenvalue ``shift * max|eigenvalue|``."""
+    a = hess + damping * np.eye(grad.size)
+    a = 0.5 * (a + a.T)
+    try:
+        chol = np.linalg.cholesky(a)
+        return -np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+    except np.linalg.LinAlgError:
+        lam = np.linalg.eigvalsh(a)
+        floor = shift * np.abs(lam).max()
+        tau = max(0.0, floor - lam.min())
+        return -np.linalg.solve(a + tau * np.eye(grad.size), grad)
+
+
+def eisenstat_walker_2(g_norm: float, g_norm_prev: float | None, eta_prev: float | None) -> float:
+    """Choice 2 with gamma = 0.9, alpha = 2, the safeguard max(eta, gamma eta_prev^2) when that
+    exceeds 0.1, at most 0.9; 0.5 at the start."""
+    if g_norm_prev is None:
+        return 0.5
+    eta = 0.9 * (g_norm / g_norm_prev) ** 2
+    if 0.9 * eta_prev**2 > 0.1:
+        eta = max(eta, 0.9 * eta_prev**2)
+    return min(eta, 0.9)
+
+
+def rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Extended Rosenbrock (pairs of coordinates): value, gradient and Hessian, by hand."""
+    f, g, h = 0.0, np.zeros_like(x), np.zeros((x.size, x.size))
+    for i in range(0, x.size, 2):
+        a, b = x[i], x[i + 1]
+        f += (1 - a) ** 2 + 100 * (b - a * a) ** 2
+        g[i] += -2 * (1 - a) - 400 * a * (b - a * a)
+        g[i + 1] += 200 * (b - a * a)
+        h[i, i] += 2 - 400 * (b - a * a) + 800 * a * a
+        h[i, i + 1] += -400 * a
+        h[i + 1, i] += -400 * a
+        h[i + 1, i + 1] += 200
+    return f, g, h
