@@ -26,11 +26,12 @@ def _methods() -> dict[str, Callable[[], list[Module]]]:
         "gd": lambda: [m.Backtracking(maxiter=60)],
         "newton": lambda: [m.Newton(), m.Backtracking()],
         "newton-cg": lambda: [m.NewtonCG(), m.StrongWolfe()],
+        "trust-ncg": lambda: [m.NewtonCGSteihaug()],
     }
 
 
 #: The method strings :func:`minimize` understands and the chains they stand for.
-METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd", "newton", "newton-cg")
+METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd", "newton", "newton-cg", "trust-ncg")
 
 
 @dataclass
@@ -156,7 +157,8 @@ def minimize(
     - ``"lbfgs"``: ``LBFGS(), StrongWolfe()``; ``"bfgs"``: ``BFGS(), StrongWolfe()``;
     - ``"cg"``: ``PolakRibiere(), StrongWolfe(c2=0.1, a_init="first-order")``;
     - ``"sr1"``: ``SR1(), StrongWolfe(plus_minus=True)``; ``"gd"``: ``Backtracking(maxiter=60)``;
-    - ``"newton"``: ``Newton(), Backtracking()``; ``"newton-cg"``: ``NewtonCG(), StrongWolfe()``.
+    - ``"newton"``: ``Newton(), Backtracking()``; ``"newton-cg"``: ``NewtonCG(), StrongWolfe()``;
+    - ``"trust-ncg"``: ``NewtonCGSteihaug()`` (scipy's ``trust-ncg``).
 
     It stops with ``success=True`` when $\lVert \nabla f(x) \rVert_\infty \le$ ``tol`` (scipy's
     ``gtol``), and otherwise after ``max_steps`` steps, after ``max_evals`` evaluations of ``f``,

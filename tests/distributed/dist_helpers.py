@@ -108,6 +108,7 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "Newton-Backtracking": lambda: [tz.m.Newton(damping=1e-2), tz.m.Backtracking()],
     "NewtonCG-StrongWolfe": lambda: [tz.m.NewtonCG(), tz.m.StrongWolfe()],
     "NewtonCG-central-Backtracking": lambda: [tz.m.NewtonCG(hvp_method="central", maxiter=5), tz.m.Backtracking()],
+    "NewtonCGSteihaug": lambda: [tz.m.NewtonCGSteihaug(init=0.1)],
 }
 
 

@@ -69,3 +69,40 @@ def rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         h[i + 1, i] += -400 * a
         h[i + 1, i + 1] += 200
     return f, g, h
+
+
+def steihaug(b_mat: np.ndarray, grad: np.ndarray, radius: float, eps: float, maxiter: int) -> tuple[np.ndarray, bool]:
+    """Algorithm 7.2 (CG-Steihaug) in the book's signs: the step ``p`` minimizing
+    ``g.p + p.B.p / 2`` within ``radius``, and whether it is on the boundary. At negative
+    curvature, of the two boundary points along ``d`` the one of lower model value."""
+
+    def model(p):
+        return grad @ p + 0.5 * p @ b_mat @ p
+
+    def to_boundary(z, d):
+        a, b, c = d @ d, 2 * z @ d, z @ z - radius**2
+        root = np.sqrt(b * b - 4 * a * c)
+        return (-b - root) / (2 * a), (-b + root) / (2 * a)
+
+    z = np.zeros_like(grad)
+    r = grad.copy()
+    d = -r
+    if np.linalg.norm(r) < eps:
+        return z, False
+    for _ in range(maxiter):
+        bd = b_mat @ d
+        if d @ bd <= 0:
+            ta, tb = to_boundary(z, d)
+            pa, pb = z + ta * d, z + tb * d
+            return (pa if model(pa) < model(pb) else pb), True
+        alpha = (r @ r) / (d @ bd)
+        z_next = z + alpha * d
+        if np.linalg.norm(z_next) >= radius:
+            _, tb = to_boundary(z, d)
+            return z + tb * d, True
+        r_next = r + alpha * bd
+        if np.linalg.norm(r_next) < eps:
+            return z_next, False
+        d = -r_next + (r_next @ r_next) / (r @ r) * d
+        z, r = z_next, r_next
+    return z, False

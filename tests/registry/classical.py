@@ -53,6 +53,8 @@ CASES = [
     Case("NewtonCG", lambda: tz.m.NewtonCG(reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
     Case("NewtonCG-StrongWolfe", lambda: [tz.m.NewtonCG(), tz.m.StrongWolfe()], ("NewtonCG", "StrongWolfe"), needs_closure=True, lr=1.0),
     Case("NewtonCG-central-warm-sqrt", lambda: tz.m.NewtonCG(hvp_method="central", warm_start=True, forcing="sqrt", maxiter=5, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
+    Case("NewtonCGSteihaug", lambda: tz.m.NewtonCGSteihaug(), ("NewtonCGSteihaug", "TrustRegion"), needs_closure=True, lr=1.0),
+    Case("NewtonCGSteihaug-central", lambda: tz.m.NewtonCGSteihaug(hvp_method="central", init=0.1, eta=0.0, nplus=3.0, maxiter=4), ("NewtonCGSteihaug",), needs_closure=True, lr=1.0),
     Case("NewtonCG-forward-fixed", lambda: tz.m.NewtonCG(hvp_method="forward", forcing="fixed", tol=1e-2, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
     *[
         Case(name, (lambda name=name: getattr(tz.m, name)()), (name,))
@@ -88,6 +90,11 @@ BAD_ARGS = [
     *[BadArg(f"NewtonCG-hvp_method={v!r}", lambda v=v: tz.m.NewtonCG(hvp_method=v), (ValueError, TypeError), "NewtonCG.*hvp_method") for v in ["fd", None]],
     *[BadArg(f"NewtonCG-forcing={v!r}", lambda v=v: tz.m.NewtonCG(forcing=v), (ValueError, TypeError), "NewtonCG.*forcing") for v in ["ew", 0.5]],
     *[BadArg(f"NewtonCG-h={v!r}", lambda v=v: tz.m.NewtonCG(h=v), (ValueError, TypeError), "NewtonCG.*h") for v in [0.0, -1e-3, NAN]],
+    *[BadArg(f"NewtonCGSteihaug-eta={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(eta=v), (ValueError, TypeError), "NewtonCGSteihaug.*eta") for v in [0.25, -0.1, NAN]],
+    *[BadArg(f"NewtonCGSteihaug-nminus={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(nminus=v), (ValueError, TypeError), "NewtonCGSteihaug.*nminus") for v in [0.0, 1.0, 2.0]],
+    *[BadArg(f"NewtonCGSteihaug-nplus={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(nplus=v), (ValueError, TypeError), "NewtonCGSteihaug.*nplus") for v in [0.5, INF]],
+    *[BadArg(f"NewtonCGSteihaug-init={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(init=v), (ValueError, TypeError), "NewtonCGSteihaug.*init") for v in [0.0, -1.0, "1"]],
+    *[BadArg(f"NewtonCGSteihaug-max_attempts={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(max_attempts=v), (ValueError, TypeError), "NewtonCGSteihaug.*max_attempts") for v in [0, 1.5]],
     *[BadArg(f"LBFGS-first_step={v!r}", lambda v=v: tz.m.LBFGS(first_step=v), (ValueError, TypeError), "LBFGS.*first_step") for v in ["l1", None, 1]],
     *[BadArg(f"LBFGS-update_freq={v!r}", lambda v=v: tz.m.LBFGS(update_freq=v), (ValueError, TypeError), "LBFGS.*update_freq") for v in [0, 1.5]],
     *[

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-__all__ = ["CGResult", "cg_solve", "eisenstat_walker"]
+__all__ = ["CGResult", "SteihaugResult", "boundary_steps", "cg_solve", "eisenstat_walker", "steihaug_cg"]
 
 
 @dataclass
@@ -119,3 +119,93 @@ def eisenstat_walker(g_norm: float, g_norm_prev: float | None, eta_prev: float |
     if floor > 0.1:
         eta = max(eta, floor)
     return min(eta, eta_max)
+
+
+def boundary_steps(z: Tensor, p: Tensor, radius: float) -> tuple[float, float]:
+    r"""The two $t$ with $\lVert z + t p\rVert = $ ``radius`` (``z`` inside the ball), smaller first,
+    by the form of the quadratic formula that doesn't cancel (Golub & Van Loan, Section 3.5)."""
+    a, b, c = float(p.dot(p)), 2 * float(z.dot(p)), float(z.dot(z)) - radius**2
+    root = math.sqrt(max(b * b - 4 * a * c, 0.0))
+    aux = b + math.copysign(root, b)
+    if aux == 0:  # z = 0 and b = 0: symmetric roots
+        t = math.sqrt(-c / a) if a > 0 else 0.0
+        return -t, t
+    t1, t2 = -aux / (2 * a), -2 * c / aux
+    return (t1, t2) if t1 <= t2 else (t2, t1)
+
+
+@dataclass
+class SteihaugResult:
+    """What :func:`steihaug_cg` found.
+
+    Attributes:
+        x: the step.
+        iterations: matrix-vector products made.
+        hits_boundary: the step is on the trust region's boundary.
+        negative_curvature: a direction with $p^T H p \\le 0$ stopped it.
+        model_change: $m(x) - m(0)$ (negative: the decrease the model predicts), from the
+            recursion, without another product.
+    """
+
+    x: Tensor
+    iterations: int
+    hits_boundary: bool
+    negative_curvature: bool
+    model_change: float
+
+
+def steihaug_cg(matvec: Callable[[Tensor], Tensor], b: Tensor, radius: float, rtol: float, maxiter: int | None = None) -> SteihaugResult:
+    r"""Steihaug-Toint CG for the trust-region subproblem
+
+    $$
+    \min_x\; m(x) = -b \cdot x + \tfrac12 x^T H x, \qquad \lVert x\rVert \le \Delta
+    $$
+
+    (for an update $x$ that moves the parameters to $\theta - x$, $b$ the gradient): CG on
+    $H x = b$ from 0, stopped at the boundary when a step would leave the region, at the
+    boundary point of lower $m$ along a direction of negative curvature, or when
+    $\lVert b - Hx\rVert \le$ ``rtol`` $\lVert b\rVert$ (Nocedal & Wright, Algorithm 7.2). The
+    directions don't depend on $\Delta$: a smaller radius stops the same sequence earlier.
+
+    Example:
+        >>> import torch
+        >>> H = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> res = steihaug_cg(lambda v: H @ v, torch.tensor([2.0, 1.0], dtype=torch.float64), radius=10.0, rtol=1e-10)
+        >>> res.x, res.hits_boundary, round(res.model_change, 12)
+        (tensor([1., 1.], dtype=torch.float64), False, -1.5)
+    """
+    maxiter = b.numel() if maxiter is None else maxiter
+    b_norm = float(b.norm())
+    z = b.new_zeros(b.shape)
+    if b_norm == 0:
+        return SteihaugResult(z, 0, False, False, 0.0)
+    tol = rtol * b_norm
+    r = b.clone()  # b - H z
+    p = r.clone()
+    rr = float(r.dot(r))
+    m = 0.0  # m(z)
+    for it in range(1, maxiter + 1):
+        hp = matvec(p)
+        curvature = float(p.dot(hp))
+        rp = float(r.dot(p))
+
+        def change(t: float) -> float:  # m(z + t p) - m(z) = -t r.p + t^2 p.Hp / 2
+            return -t * rp + 0.5 * t * t * curvature
+
+        if not curvature > 0:
+            ta, tb = boundary_steps(z, p, radius)
+            t = ta if change(ta) < change(tb) else tb
+            return SteihaugResult(z + t * p, it, True, True, m + change(t))
+        alpha = rr / curvature
+        z_next = z + alpha * p
+        if float(z_next.norm()) >= radius:
+            _, tb = boundary_steps(z, p, radius)
+            return SteihaugResult(z + tb * p, it, True, False, m + change(tb))
+        m += change(alpha)
+        r.add_(hp, alpha=-alpha)
+        rr_next = float(r.dot(r))
+        if math.sqrt(rr_next) < tol:
+            return SteihaugResult(z_next, it, False, False, m)
+        p.mul_(rr_next / rr).add_(r)
+        z, rr = z_next, rr_next
+    return SteihaugResult(z, maxiter, False, False, m)

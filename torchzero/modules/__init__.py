@@ -90,6 +90,10 @@ from .second_order import (
     Newton,
     NewtonCG,
 )
+from .trust_region import (
+    TrustRegion,
+    NewtonCGSteihaug,
+)
 from .termination import (
     TerminateAfterNSteps,
     TerminateByGradientNorm,
@@ -171,6 +175,8 @@ __all__ = [
     "StrongWolfe",
     "Newton",
     "NewtonCG",
+    "TrustRegion",
+    "NewtonCGSteihaug",
     "LBFGS",
     "LSR1",
     "BFGS",

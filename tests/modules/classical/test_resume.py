@@ -1,5 +1,5 @@
 """The classical methods' state (curvature history, dense matrices, CG directions, line-search
-memory, Newton-CG's forcing term and warm start) resumes bitwise in a new process from a saved
+memory, Newton-CG's forcing term and warm start, the trust radius) resumes bitwise in a new process from a saved
 state dict."""
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ CHAINS = {
     "BarzilaiBorwein-AdaptiveBacktracking": "[tz.m.BarzilaiBorwein(), tz.m.AdaptiveBacktracking()]",
     "Newton-Backtracking": "[tz.m.Newton(damping=1e-3), tz.m.Backtracking()]",
     "NewtonCG-StrongWolfe-warm": "[tz.m.NewtonCG(warm_start=True), tz.m.StrongWolfe()]",
+    "NewtonCGSteihaug": "[tz.m.NewtonCGSteihaug(init=0.05)]",
 }
 
 SCRIPT = """

@@ -2,14 +2,17 @@
 and the checks on the parameters they can work on."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...core.var import Var
+from ...functional.hessian import all_reduce_mean_, fd_hvp, hvp
+from ..quasi_newton.flat import flatten
 
-__all__ = ["gradients_with_graph", "check_params"]
+__all__ = ["gradients_with_graph", "check_params", "hvp_operator"]
 
 
 def check_params(owner: str, params: list[Tensor]) -> None:
@@ -47,3 +50,52 @@ def gradients_with_graph(owner: str, var: Var) -> tuple[Any, list[Tensor]]:
     if var.loss is None:
         var.loss = loss.detach()
     return loss, out
+
+
+def hvp_operator(
+    owner: str, var: Var, method: str, h: float, reg: float, dtype: torch.dtype, count: list[int]
+) -> Callable[[Tensor], Tensor]:
+    r"""$v \mapsto (H + \text{reg}\, I) v$ on flat vectors of ``dtype``, for the loss of ``var``'s
+    closure at its parameters; ``count[0]`` counts the products.
+
+    ``method``: ``"autograd"`` (the loss evaluated once more with a differentiable gradient, on
+    the first product; then one backward pass per product), ``"central"`` or ``"forward"``
+    (finite differences of gradients: two or one gradient evaluations per product). Under data
+    parallelism each product is averaged over the ranks."""
+    params = var.params
+    if method == "autograd":
+        graph: list[list[Tensor]] = []
+        versions: list[int] = []
+
+        def products(v: list[Tensor]) -> list[Tensor]:
+            now = [p._version for p in params]
+            if not graph or versions != now:  # the first product, or the parameters were moved since
+                graph[:] = [gradients_with_graph(owner, var)[1]]
+                versions[:] = [p._version for p in params]
+            return hvp(graph[0], params, v)
+    else:
+        closure = var.closure
+        if closure is None:
+            raise RuntimeError(f"{owner}(hvp_method={method!r}) evaluates gradients: pass a closure to opt.step(closure)")
+        g0 = var.get_grad()
+
+        def grad_at() -> list[Tensor]:
+            with torch.enable_grad():
+                closure(True)
+            return [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+
+        def products(v: list[Tensor]) -> list[Tensor]:
+            return fd_hvp(grad_at, params, v, h=h, formula=method, g0=g0)
+
+    def matvec(vec: Tensor) -> Tensor:
+        v, i = [], 0
+        for p in params:
+            v.append(vec[i : i + p.numel()].view_as(p).to(p.dtype))
+            i += p.numel()
+        out = products(v)
+        all_reduce_mean_(out)
+        count[0] += 1
+        hv = flatten(out, dtype)
+        return hv if reg == 0 else hv.add_(vec, alpha=reg)
+
+    return matvec

@@ -10,11 +10,10 @@ from torch import Tensor
 
 from ...core.module import Module
 from ...core.var import Var
-from ...functional.hessian import all_reduce_mean_, fd_hvp, hvp
 from ...functional.krylov import cg_solve, eisenstat_walker
 from ...utils.validation import MAX_ITERATIONS, check_bool, check_choice, check_int, check_number
 from ..quasi_newton.flat import flatten, layout, working_dtype
-from .graph import check_params, gradients_with_graph
+from .graph import check_params, hvp_operator
 
 __all__ = ["NewtonCG"]
 
@@ -127,7 +126,7 @@ class NewtonCG(Module):
         dtype = working_dtype(update)
         b = flatten(update, dtype)
         count = [0]
-        matvec = self._matvec(var, s, dtype, count)
+        matvec = hvp_operator("NewtonCG", var, s["hvp_method"], float(s["h"]), float(s["reg"]), dtype, count)
         g_norm = float(b.norm())
         eta = self._forcing(s, g_norm)
         x0 = gs.get("x") if s["warm_start"] and isinstance(gs.get("x"), Tensor) and gs["x"].shape == b.shape else None
@@ -153,39 +152,3 @@ class NewtonCG(Module):
             return min(0.5, math.sqrt(g_norm))
         gs = self.global_state
         return eisenstat_walker(g_norm, gs.get("g_norm"), gs.get("eta"))
-
-    def _matvec(self, var: Var, s: Mapping[str, Any], dtype: torch.dtype, count: list[int]):  # type: ignore[no-untyped-def]
-        params, reg, method = var.params, float(s["reg"]), s["hvp_method"]
-        if method == "autograd":
-            graph: list[list[Tensor]] = []
-
-            def products(v: list[Tensor]) -> list[Tensor]:
-                if not graph:  # the extra evaluation only once CG needs a product
-                    graph.append(gradients_with_graph("NewtonCG", var)[1])
-                return hvp(graph[0], params, v)
-        else:
-            closure = var.closure
-            if closure is None:
-                raise RuntimeError(f"NewtonCG(hvp_method={method!r}) evaluates gradients: pass a closure to opt.step(closure)")
-            g0 = var.get_grad()
-
-            def grad_at() -> list[Tensor]:
-                with torch.enable_grad():
-                    closure(True)
-                return [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-
-            def products(v: list[Tensor]) -> list[Tensor]:
-                return fd_hvp(grad_at, params, v, h=float(s["h"]), formula=method, g0=g0)
-
-        def matvec(vec: Tensor) -> Tensor:
-            v, i = [], 0
-            for p in params:
-                v.append(vec[i : i + p.numel()].view_as(p).to(p.dtype))
-                i += p.numel()
-            out = products(v)
-            all_reduce_mean_(out)
-            count[0] += 1
-            hv = flatten(out, dtype)
-            return hv if reg == 0 else hv.add_(vec, alpha=reg)
-
-        return matvec
