@@ -20,7 +20,7 @@ __all__ = ["TrustRegion"]
 
 
 class _Memo:
-    """A product $v \mapsto Bv$ that remembers its calls in order: a subproblem solved again with
+    r"""A product $v \mapsto Bv$ that remembers its calls in order: a subproblem solved again with
     a smaller radius asks for the same products first (CG's directions don't depend on the
     radius), and gets them without evaluating anything at parameters a trial has since moved."""
 
