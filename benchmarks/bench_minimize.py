@@ -13,7 +13,9 @@ gradient tolerance met, or f at the paper's minimum to the digits it gives), the
 infinity norm of the gradient, the evaluations of f and of the gradient, and the wall time.
 Below the table: the geometric mean over the problems both solve of torchzero's evaluations
 over scipy's, per method pair, and, at the large sizes, the time per iteration against
-torch.optim.LBFGS and scipy's L-BFGS-B.
+torch.optim.LBFGS and scipy's L-BFGS-B. Then the second-order methods (Newton-CG, trust-region
+Newton-CG, Newton) against scipy's Newton-CG, trust-ncg, trust-krylov, trust-exact and dogleg,
+counting evaluations of f alone, of the gradient, and Hessian(-vector) products, one each.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +51,12 @@ class Run:
     nit: int
     seconds: float
     trace: list[float] = field(default_factory=list)  # f at each evaluation
+    nhev: int = 0  # Hessian-vector products, or Hessians (Newton, trust-exact, dogleg)
+
+    @property
+    def evaluations(self) -> int:
+        """f, gradient and Hessian(-vector) evaluations together (an HVP counts as a gradient)."""
+        return self.nfev + self.ngev + self.nhev
 
 
 def _grad_inf(problem: Problem, x: torch.Tensor) -> tuple[float, float]:
@@ -129,6 +138,84 @@ def run_torch_lbfgs(problem: Problem, gtol: float, max_steps: int, trace: bool) 
     return Run(problem.name, "torch.optim.LBFGS", _solved(problem, fx, gnorm, gtol), fx, gnorm, evals[0], evals[0], nit, seconds, values)
 
 
+def run_tz_second_order(problem: Problem, method: str, gtol: float, max_steps: int) -> Run:
+    t0 = time.perf_counter()
+    res = tz.minimize(problem.f, problem.start(), method=method, tol=gtol, max_steps=max_steps)
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, res.x)
+    # counted as scipy's callbacks are: evaluations of f alone (every gradient evaluation of
+    # minimize's objective runs f too: res.nfev - res.ngev of them are alone), of the gradient,
+    # and Hessian-vector products
+    return Run(
+        problem.name, f"torchzero {method}", _solved(problem, fx, gnorm, gtol), fx, gnorm, res.nfev - res.ngev, res.ngev, res.nit, seconds,
+        nhev=res.nhev,
+    )
+
+
+def run_scipy_second_order(problem: Problem, method: str, gtol: float, max_steps: int) -> Run:
+    """scipy with separate f, gradient and Hessian(-vector) callbacks, each counted, stopped by
+    a callback as soon as max|g| <= gtol at an iterate (scipy's own criteria differ between these
+    methods: Newton-CG has none on the gradient)."""
+    counts = {"f": 0, "g": 0, "h": 0}
+
+    def fun(x: np.ndarray) -> float:
+        counts["f"] += 1
+        return float(problem.f(torch.from_numpy(x)))
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        counts["g"] += 1
+        xt = torch.from_numpy(x).requires_grad_()
+        (g,) = torch.autograd.grad(problem.f(xt), xt)
+        return g.numpy()
+
+    def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        counts["h"] += 1
+        return torch.autograd.functional.hvp(problem.f, torch.from_numpy(x), torch.from_numpy(v))[1].numpy()
+
+    def hess(x: np.ndarray) -> np.ndarray:
+        counts["h"] += 1
+        return torch.autograd.functional.hessian(problem.f, torch.from_numpy(x)).numpy()
+
+    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        if _grad_inf(problem, torch.from_numpy(intermediate_result.x))[1] <= gtol:
+            raise StopIteration
+
+    kwargs: dict[str, object] = {"hess": hess} if method in ("trust-exact", "dogleg") else {"hessp": hessp}
+    options: dict[str, float] = {"maxiter": max_steps}
+    if method == "Newton-CG":
+        options["xtol"] = 1e-14
+    else:
+        options["gtol"] = 1e-14
+    t0 = time.perf_counter()
+    try:
+        res = scipy.optimize.minimize(fun, problem.start().numpy(), jac=jac, method=method, callback=callback, options=options, **kwargs)
+        x, nit = res.x, int(res.nit)
+    except (ValueError, np.linalg.LinAlgError):  # dogleg: "Hessian is not positive definite"
+        return Run(problem.name, f"scipy {method}", False, math.nan, math.nan, counts["f"], counts["g"], 0, time.perf_counter() - t0, nhev=counts["h"])
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, torch.from_numpy(x))
+    return Run(problem.name, f"scipy {method}", _solved(problem, fx, gnorm, gtol), fx, gnorm, counts["f"], counts["g"], nit, seconds, nhev=counts["h"])
+
+
+SECOND_ORDER_PAIRS = [
+    ("torchzero newton-cg", "scipy Newton-CG"),
+    ("torchzero trust-ncg", "scipy trust-ncg"),
+    ("torchzero trust-ncg", "scipy trust-krylov"),
+    ("torchzero newton", "scipy trust-exact"),
+    ("torchzero newton", "scipy dogleg"),
+]
+
+
+def second_order_set(gtol: float, max_steps: int) -> list[Run]:
+    runs = []
+    for p in PROBLEMS:
+        for method in ("newton-cg", "trust-ncg", "newton"):
+            runs.append(run_tz_second_order(p, method, gtol, max_steps))
+        for method in ("Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg"):
+            runs.append(run_scipy_second_order(p, method, gtol, max_steps))
+    return runs
+
+
 PAIRS = [("torchzero lbfgs", "scipy L-BFGS-B"), ("torchzero bfgs", "scipy BFGS"), ("torchzero cg", "scipy CG"), ("torchzero lbfgs", "torch.optim.LBFGS")]
 
 
@@ -166,13 +253,15 @@ def large_set(sizes: list[int], iterations: int, repeats: int) -> list[Run]:
     return runs
 
 
-def geometric_mean_ratios(runs: list[Run]) -> dict[str, tuple[float, int, list[str]]]:
-    """Per pair: geometric mean of evaluations (ours / theirs) over problems both solve, how
-    many, and the problems the reference solves and ours doesn't."""
+def geometric_mean_ratios(
+    runs: list[Run], pairs: list[tuple[str, str]] | None = None, count: Callable[[Run], int] = lambda r: r.nfev
+) -> dict[str, tuple[float, int, list[str]]]:
+    """Per pair: geometric mean of evaluations (``count``, ours / theirs) over problems both
+    solve, how many, and the problems the reference solves and ours doesn't."""
     by = {(r.problem, r.method): r for r in runs}
     problems = list(dict.fromkeys(r.problem for r in runs))
     out = {}
-    for ours, theirs in PAIRS:
+    for ours, theirs in PAIRS if pairs is None else pairs:
         logs, missed = [], []
         for p in problems:
             a, b = by.get((p, ours)), by.get((p, theirs))
@@ -181,9 +270,30 @@ def geometric_mean_ratios(runs: list[Run]) -> dict[str, tuple[float, int, list[s
             if b.solved and not a.solved:
                 missed.append(p)
             if a.solved and b.solved:
-                logs.append(math.log(max(a.nfev, 1) / max(b.nfev, 1)))
+                logs.append(math.log(max(count(a), 1) / max(count(b), 1)))
         out[f"{ours} / {theirs}"] = (math.exp(sum(logs) / len(logs)) if logs else math.nan, len(logs), missed)
     return out
+
+
+SECOND_ORDER_COLUMNS = [
+    ("torchzero newton-cg", "torchzero NewtonCG"), ("scipy Newton-CG", "scipy Newton-CG"),
+    ("torchzero trust-ncg", "torchzero NewtonCGSteihaug"), ("scipy trust-ncg", "scipy trust-ncg"),
+    ("scipy trust-krylov", "scipy trust-krylov"), ("torchzero newton", "torchzero Newton"),
+    ("scipy trust-exact", "scipy trust-exact"), ("scipy dogleg", "scipy dogleg"),
+]
+
+
+def second_order_table(runs: list[Run]) -> str:
+    """Per problem and method: f + gradient + Hessian(-vector) evaluations, "no (k)" unsolved."""
+    by = {(r.problem, r.method): r for r in runs}
+    out = ["| problem | " + " | ".join(label for _, label in SECOND_ORDER_COLUMNS) + " |", "|---|" + "---:|" * len(SECOND_ORDER_COLUMNS)]
+    for p in PROBLEMS:
+        cells = []
+        for method, _ in SECOND_ORDER_COLUMNS:
+            r = by.get((p.name, method))
+            cells.append("" if r is None else str(r.evaluations) if r.solved else f"no ({r.evaluations})")
+        out.append(f"| {p.name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def table(runs: list[Run]) -> str:
@@ -238,6 +348,12 @@ def docs_tables(data: dict[str, object]) -> str:
     out += ["", "| torchzero / reference | ratio | problems | the reference solves, torchzero doesn't |", "|---|---:|---:|---|"]
     for pair, v in data["ratios"].items():  # type: ignore[union-attr]
         out.append(f"| {pair} | {v['geomean']:.3f} | {v['problems']} | {', '.join(v['missed']) or 'none'} |")
+    second = [Run(**r) for r in data.get("second_order_runs", [])]  # type: ignore[union-attr]
+    if second:
+        out += ["", second_order_table(second)]
+        out += ["", "| torchzero / reference | ratio | problems | the reference solves, torchzero doesn't |", "|---|---:|---:|---|"]
+        for pair, v in data["second_order_ratios"].items():  # type: ignore[union-attr]
+            out.append(f"| {pair} | {v['geomean']:.3f} | {v['problems']} | {', '.join(v['missed']) or 'none'} |")
     large = [r for r in runs if r.problem not in small]
     out += ["", "| problem | torchzero | scipy L-BFGS-B | torch.optim.LBFGS | torchzero / torch | torchzero / scipy |", "|---|---:|---:|---:|---:|---:|"]
     for i in range(0, len(large), 3):
@@ -256,6 +372,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--repeats", type=int, default=5, help="runs per method at each size, the fastest reported (default: 5)")
     parser.add_argument("--json", type=Path, help="write the runs and the summary to this file")
     parser.add_argument("--plot", type=Path, help="write a convergence plot (f - f* against evaluations) to this PNG")
+    parser.add_argument("--no-second-order", dest="second_order", action="store_false", help="skip the second-order methods")
     parser.add_argument("--docs", type=Path, help="print the docs page's tables from this --json file and exit")
     args = parser.parse_args(argv)
     if args.docs is not None:
@@ -284,9 +401,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.plot is not None:
         plot(runs, args.plot, ["Rosenbrock", "Wood", "Powell singular", "Osborne 1"])
         print(f"\nwrote {args.plot}")
-    summary: dict[str, object] = {"ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in ratios.items()}}
+    second = second_order_set(args.gtol, args.max_steps) if args.second_order else []
+    second_ratios = geometric_mean_ratios(second, SECOND_ORDER_PAIRS, count=lambda r: r.evaluations) if second else {}
+    if second:
+        print(f"\nsecond-order methods, gtol={args.gtol:g}: evaluations of f + gradient + Hessian(-vector) products\n")
+        print(second_order_table(second))
+        print("\nevaluations (f + g + Hessian-vector products), geometric mean over the problems both solve:")
+        for pair, (ratio, count, missed) in second_ratios.items():
+            print(f"  {pair}: {ratio:.3f} over {count} problems; the reference solves and torchzero doesn't: {missed or 'none'}")
+    summary: dict[str, object] = {
+        "ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in ratios.items()},
+        "second_order_ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in second_ratios.items()},
+    }
     if args.json is not None:
-        args.json.write_text(json.dumps({"runs": [asdict(r) | {"trace": []} for r in runs + large], **summary}, indent=1))
+        payload = {"runs": [asdict(r) | {"trace": []} for r in runs + large], "second_order_runs": [asdict(r) for r in second], **summary}
+        args.json.write_text(json.dumps(payload, indent=1))
         print(f"wrote {args.json}")
     return summary
 

@@ -45,6 +45,8 @@ class MinimizeResult:
         nit: steps taken.
         nfev: evaluations of ``f``.
         ngev: evaluations of the gradient (backward passes).
+        nhev: Hessian-vector products (``NewtonCG``, ``NewtonCGSteihaug``) and Hessians
+            (``Newton``) the modules reported, as scipy's ``nhev``.
         success: whether the gradient tolerance was met.
         message: why it stopped.
     """
@@ -57,6 +59,7 @@ class MinimizeResult:
     ngev: int
     success: bool
     message: str
+    nhev: int = 0
 
 
 def _max_abs(t: Tensor) -> float:
@@ -208,7 +211,7 @@ def minimize(
     def closure(backward: bool = True) -> Tensor:
         return objective.evaluate(backward)
 
-    nit = 0
+    nit = nhev = 0
     message = f"the maximum number of steps ({max_steps}) was reached"
     success = False
     while True:
@@ -228,6 +231,7 @@ def minimize(
         before = objective.pinned = objective.last[0] if objective.last is not None else x.detach().clone()  # x, as evaluated above
         opt.step(closure)
         nit += 1
+        nhev += sum(int(v) for k, v in opt.stats().items() if k.endswith(("/hvps", "/hessians")))
         if opt.terminated:
             message = "a termination module ended the optimization"
             break
@@ -238,5 +242,5 @@ def minimize(
     grad = objective.last[2] if objective.last is not None else torch.zeros_like(x)
     return MinimizeResult(
         x=x.detach().clone(), fun=float(value), grad=grad.clone(), nit=nit, nfev=objective.nfev, ngev=objective.ngev,
-        success=success, message=message,
+        success=success, message=message, nhev=nhev,
     )

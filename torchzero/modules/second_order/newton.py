@@ -46,7 +46,8 @@ class Newton(Module):
       (non-finite values), by least squares.
 
     ``opt.stats()["Newton/solver"]`` says which: 0 Cholesky, 1 shifted eigenvalues, 2 least
-    squares, 3 ``eigval_fn``, 4 none (the update was kept: its Hessian was not finite).
+    squares, 3 ``eigval_fn``, 4 none (the update was kept: its Hessian was not finite);
+    ``"Newton/hessians"`` is 1 (a Hessian formed).
 
     Each step evaluates the loss once more (``closure(False)``, for a differentiable gradient)
     and makes $n$ Hessian-vector products, in one batched backward pass with ``vectorize``, or
@@ -126,7 +127,7 @@ class Newton(Module):
         x, solver = newton_solve(h, flatten(update, dtype), s["damping"], s["eigval_fn"])
         if x is not None:
             unflatten_(x, update)
-        self.record_stats(solver=torch.tensor(float(solver)))
+        self.record_stats(solver=torch.tensor(float(solver)), hessians=torch.tensor(1.0))
         return var
 
     def _hessian(self, var: Var, s: Mapping[str, Any]) -> Tensor:
