@@ -14,7 +14,8 @@ infinity norm of the gradient, the evaluations of f and of the gradient, and the
 Below the table: the geometric mean over the problems both solve of torchzero's evaluations
 over scipy's, per method pair, and, at the large sizes, the time per iteration against
 torch.optim.LBFGS and scipy's L-BFGS-B. Then the second-order methods (Newton-CG, trust-region
-Newton-CG, Newton) against scipy's Newton-CG, trust-ncg, trust-krylov, trust-exact and dogleg,
+Newton-CG, LevenbergMarquardt, Dogleg, Newton) against scipy's Newton-CG, trust-ncg,
+trust-krylov, trust-exact and dogleg,
 counting evaluations of f alone, of the gradient, and Hessian(-vector) products, one each.
 """
 from __future__ import annotations
@@ -201,15 +202,16 @@ SECOND_ORDER_PAIRS = [
     ("torchzero newton-cg", "scipy Newton-CG"),
     ("torchzero trust-ncg", "scipy trust-ncg"),
     ("torchzero trust-ncg", "scipy trust-krylov"),
+    ("torchzero trust-exact", "scipy trust-exact"),
+    ("torchzero dogleg", "scipy dogleg"),
     ("torchzero newton", "scipy trust-exact"),
-    ("torchzero newton", "scipy dogleg"),
 ]
 
 
 def second_order_set(gtol: float, max_steps: int) -> list[Run]:
     runs = []
     for p in PROBLEMS:
-        for method in ("newton-cg", "trust-ncg", "newton"):
+        for method in ("newton-cg", "trust-ncg", "trust-exact", "dogleg", "newton"):
             runs.append(run_tz_second_order(p, method, gtol, max_steps))
         for method in ("Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg"):
             runs.append(run_scipy_second_order(p, method, gtol, max_steps))
@@ -278,8 +280,9 @@ def geometric_mean_ratios(
 SECOND_ORDER_COLUMNS = [
     ("torchzero newton-cg", "torchzero NewtonCG"), ("scipy Newton-CG", "scipy Newton-CG"),
     ("torchzero trust-ncg", "torchzero NewtonCGSteihaug"), ("scipy trust-ncg", "scipy trust-ncg"),
-    ("scipy trust-krylov", "scipy trust-krylov"), ("torchzero newton", "torchzero Newton"),
-    ("scipy trust-exact", "scipy trust-exact"), ("scipy dogleg", "scipy dogleg"),
+    ("scipy trust-krylov", "scipy trust-krylov"), ("torchzero trust-exact", "torchzero LevenbergMarquardt"),
+    ("scipy trust-exact", "scipy trust-exact"), ("torchzero dogleg", "torchzero Dogleg"), ("scipy dogleg", "scipy dogleg"),
+    ("torchzero newton", "torchzero Newton"),
 ]
 
 

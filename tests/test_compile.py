@@ -215,6 +215,14 @@ NOT_FULLGRAPH = {
     "TerminateOnLossReached": "a termination module decides on the host whether to end the optimization",
     "TerminateAny": "a termination module decides on the host whether to end the optimization",
     "TerminateAll": "a termination module decides on the host whether to end the optimization",
+    "Newton": "differentiates the loss of the closure again (Hessian-vector products) and tests on the host",
+    "NewtonCG": "differentiates the loss of the closure again (Hessian-vector products) and tests on the host",
+    "NewtonCGSteihaug": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "TrustRegion": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "DenseTrustRegion": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "Dogleg": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "LevenbergMarquardt": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "TrustCG": "a trust region: evaluates the closure at the trial point and decides on the host",
 }
 
 

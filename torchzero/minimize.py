@@ -27,11 +27,13 @@ def _methods() -> dict[str, Callable[[], list[Module]]]:
         "newton": lambda: [m.Newton(), m.Backtracking()],
         "newton-cg": lambda: [m.NewtonCG(), m.StrongWolfe()],
         "trust-ncg": lambda: [m.NewtonCGSteihaug()],
+        "trust-exact": lambda: [m.LevenbergMarquardt()],
+        "dogleg": lambda: [m.Dogleg()],
     }
 
 
 #: The method strings :func:`minimize` understands and the chains they stand for.
-METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd", "newton", "newton-cg", "trust-ncg")
+METHODS = ("lbfgs", "bfgs", "cg", "sr1", "gd", "newton", "newton-cg", "trust-ncg", "trust-exact", "dogleg")
 
 
 @dataclass
@@ -91,6 +93,11 @@ class _Objective:
         self._grad_version = -1
         self._pool: list[Tensor] = []
         self.pinned: Tensor | None = None  # a copy of x that must not be overwritten
+        # with keep_graph (a module differentiates the loss again, e.g. Newton): the last value
+        # with its graph, and x's version then; closure(False) at an unchanged x returns it
+        # instead of evaluating f once more
+        self.keep_graph = False
+        self.graph: tuple[int, Tensor] | None = None
 
     def _copy_of_x(self) -> Tensor:
         """x copied into one of two buffers kept between evaluations (at large sizes an
@@ -126,15 +133,19 @@ class _Objective:
             if backward:
                 self.x.grad = self.last[2]
             return self.last[1]
+        if not backward and self.graph is not None and self.graph[0] == self.x._version:
+            return self.graph[1]  # x untouched since that evaluation: its graph still applies
         self.nfev += 1
         with torch.enable_grad():
             value = self.f(self.x)
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise TypeError(f"minimize: f must return a tensor with one element, got {value!r:.80}")
             value = value.reshape(())
+            if self.keep_graph:
+                self.graph = (self.x._version, value)
             if backward:
                 self.ngev += 1
-                (grad,) = torch.autograd.grad(value, self.x, allow_unused=True)
+                (grad,) = torch.autograd.grad(value, self.x, allow_unused=True, retain_graph=self.keep_graph)
                 grad = (torch.zeros_like(self.x) if grad is None else grad).detach()
                 self.x.grad = grad  # shared with the cache: a module that changes it in place invalidates it
                 self.last = (self._copy_of_x(), value.detach(), grad)
@@ -161,7 +172,8 @@ def minimize(
     - ``"cg"``: ``PolakRibiere(), StrongWolfe(c2=0.1, a_init="first-order")``;
     - ``"sr1"``: ``SR1(), StrongWolfe(plus_minus=True)``; ``"gd"``: ``Backtracking(maxiter=60)``;
     - ``"newton"``: ``Newton(), Backtracking()``; ``"newton-cg"``: ``NewtonCG(), StrongWolfe()``;
-    - ``"trust-ncg"``: ``NewtonCGSteihaug()`` (scipy's ``trust-ncg``).
+    - ``"trust-ncg"``: ``NewtonCGSteihaug()``; ``"trust-exact"``: ``LevenbergMarquardt()``;
+      ``"dogleg"``: ``Dogleg()`` (the scipy methods of these names).
 
     It stops with ``success=True`` when $\lVert \nabla f(x) \rVert_\infty \le$ ``tol`` (scipy's
     ``gtol``), and otherwise after ``max_steps`` steps, after ``max_evals`` evaluations of ``f``,
@@ -207,6 +219,7 @@ def minimize(
     x = torch.nn.Parameter(x0.detach().clone())
     opt = Modular([x], *modules)
     objective = _Objective(f, x)
+    objective.keep_graph = any(getattr(m, "USES_LOSS_GRAPH", False) for _, m in opt.chain.named_modules())
 
     def closure(backward: bool = True) -> Tensor:
         return objective.evaluate(backward)

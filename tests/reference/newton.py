@@ -106,3 +106,60 @@ def steihaug(b_mat: np.ndarray, grad: np.ndarray, radius: float, eps: float, max
         d = -r_next + (r_next @ r_next) / (r @ r) * d
         z, r = z_next, r_next
     return z, False
+
+
+def exact_trust_region_step(b_mat: np.ndarray, grad: np.ndarray, radius: float) -> np.ndarray:
+    """The subproblem's solution in the book's signs (``p`` minimizing ``g.p + p.B.p/2`` within
+    ``radius``, Theorem 4.1), by bisection on ``lambda`` to machine precision (no hard case):
+    ``p = -(B + lambda I)^{-1} g`` with ``lambda = 0`` if that is inside and ``B`` is positive
+    definite, else ``||p(lambda)|| = radius``."""
+    n = grad.size
+    lam_min = np.linalg.eigvalsh(b_mat).min()
+    if lam_min > 0:
+        p = -np.linalg.solve(b_mat, grad)
+        if np.linalg.norm(p) <= radius:
+            return p
+    lo = max(0.0, -lam_min)
+    hi = lo + np.linalg.norm(grad) / radius + np.abs(np.linalg.eigvalsh(b_mat)).max() + 1.0
+    for _ in range(400):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if np.linalg.norm(np.linalg.solve(b_mat + mid * np.eye(n), grad)) > radius:
+            lo = mid
+        else:
+            hi = mid
+    return -np.linalg.solve(b_mat + hi * np.eye(n), grad)
+
+
+def dogleg(b_mat: np.ndarray, grad: np.ndarray, radius: float) -> np.ndarray:
+    """Section 4.1's dogleg in the book's signs, for a positive definite ``B``."""
+    p_b = -np.linalg.solve(b_mat, grad)
+    if np.linalg.norm(p_b) <= radius:
+        return p_b
+    p_u = -(grad @ grad) / (grad @ b_mat @ grad) * grad
+    if np.linalg.norm(p_u) >= radius:
+        return p_u * radius / np.linalg.norm(p_u)
+    d = p_b - p_u
+    a, b, c = d @ d, 2 * p_u @ d, p_u @ p_u - radius**2
+    tau = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    return p_u + tau * d
+
+
+def trust_region_path(f, x0: np.ndarray, step_fn, steps: int, eta=0.15, init=1.0, max_radius=1000.0) -> list[np.ndarray]:
+    """Algorithm 4.1 with ``step_fn(B, g, radius) -> p``, ``f(x) -> (value, grad, hess)``: the
+    accepted points, one trial per iteration."""
+    x, radius, out = x0.copy(), init, []
+    for _ in range(steps):
+        fx, g, h = f(x)
+        p = step_fn(h, g, radius)
+        predicted = -(g @ p + 0.5 * p @ h @ p)
+        rho = (fx - f(x + p)[0]) / predicted if predicted > 0 else -np.inf
+        if rho < 0.25:
+            radius *= 0.25
+        elif rho > 0.75 and np.isclose(np.linalg.norm(p), radius, rtol=1e-9):
+            radius = min(2 * radius, max_radius)
+        if rho > eta:
+            x = x + p
+            out.append(x.copy())
+    return out

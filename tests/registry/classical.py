@@ -55,6 +55,10 @@ CASES = [
     Case("NewtonCG-central-warm-sqrt", lambda: tz.m.NewtonCG(hvp_method="central", warm_start=True, forcing="sqrt", maxiter=5, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
     Case("NewtonCGSteihaug", lambda: tz.m.NewtonCGSteihaug(), ("NewtonCGSteihaug", "TrustRegion"), needs_closure=True, lr=1.0),
     Case("NewtonCGSteihaug-central", lambda: tz.m.NewtonCGSteihaug(hvp_method="central", init=0.1, eta=0.0, nplus=3.0, maxiter=4), ("NewtonCGSteihaug",), needs_closure=True, lr=1.0),
+    Case("Dogleg", lambda: tz.m.Dogleg(), ("Dogleg", "DenseTrustRegion"), needs_closure=True, lr=1.0),
+    Case("Dogleg-BFGS", lambda: tz.m.Dogleg(tz.m.BFGS(), init=0.1), ("Dogleg",), needs_closure=True, lr=1.0),
+    Case("LevenbergMarquardt", lambda: tz.m.LevenbergMarquardt(eta=0.0, nplus=3.0), ("LevenbergMarquardt",), needs_closure=True, lr=1.0),
+    Case("TrustCG-SR1", lambda: tz.m.TrustCG(tz.m.SR1(), init=0.1, max_attempts=3), ("TrustCG",), needs_closure=True, lr=1.0),
     Case("NewtonCG-forward-fixed", lambda: tz.m.NewtonCG(hvp_method="forward", forcing="fixed", tol=1e-2, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
     *[
         Case(name, (lambda name=name: getattr(tz.m, name)()), (name,))
@@ -95,6 +99,9 @@ BAD_ARGS = [
     *[BadArg(f"NewtonCGSteihaug-nplus={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(nplus=v), (ValueError, TypeError), "NewtonCGSteihaug.*nplus") for v in [0.5, INF]],
     *[BadArg(f"NewtonCGSteihaug-init={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(init=v), (ValueError, TypeError), "NewtonCGSteihaug.*init") for v in [0.0, -1.0, "1"]],
     *[BadArg(f"NewtonCGSteihaug-max_attempts={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(max_attempts=v), (ValueError, TypeError), "NewtonCGSteihaug.*max_attempts") for v in [0, 1.5]],
+    *[BadArg(f"Dogleg-eta={v!r}", lambda v=v: tz.m.Dogleg(eta=v), (ValueError, TypeError), "Dogleg.*eta") for v in [0.3, -1.0]],
+    *[BadArg(f"LevenbergMarquardt-max_radius={v!r}", lambda v=v: tz.m.LevenbergMarquardt(max_radius=v), (ValueError, TypeError), "LevenbergMarquardt.*max_radius") for v in [0.0, NAN]],
+    BadArg("TrustCG-hess_module=Adam", lambda: tz.m.TrustCG(tz.m.Adam()), TypeError, "TrustCG.*hess_module"),
     *[BadArg(f"LBFGS-first_step={v!r}", lambda v=v: tz.m.LBFGS(first_step=v), (ValueError, TypeError), "LBFGS.*first_step") for v in ["l1", None, 1]],
     *[BadArg(f"LBFGS-update_freq={v!r}", lambda v=v: tz.m.LBFGS(update_freq=v), (ValueError, TypeError), "LBFGS.*update_freq") for v in [0, 1.5]],
     *[

@@ -122,7 +122,7 @@ def eisenstat_walker(g_norm: float, g_norm_prev: float | None, eta_prev: float |
 
 
 def boundary_steps(z: Tensor, p: Tensor, radius: float) -> tuple[float, float]:
-    r"""The two $t$ with $\lVert z + t p\rVert = $ ``radius`` (``z`` inside the ball), smaller first,
+    r"""The two $t$ with $\lVert z + t p\rVert = \Delta$, $\Delta$ = ``radius`` (``z`` inside the ball), smaller first,
     by the form of the quadratic formula that doesn't cancel (Golub & Van Loan, Section 3.5)."""
     a, b, c = float(p.dot(p)), 2 * float(z.dot(p)), float(z.dot(z)) - radius**2
     root = math.sqrt(max(b * b - 4 * a * c, 0.0))

@@ -93,6 +93,10 @@ from .second_order import (
 from .trust_region import (
     TrustRegion,
     NewtonCGSteihaug,
+    DenseTrustRegion,
+    Dogleg,
+    LevenbergMarquardt,
+    TrustCG,
 )
 from .termination import (
     TerminateAfterNSteps,
@@ -177,6 +181,10 @@ __all__ = [
     "NewtonCG",
     "TrustRegion",
     "NewtonCGSteihaug",
+    "DenseTrustRegion",
+    "Dogleg",
+    "LevenbergMarquardt",
+    "TrustCG",
     "LBFGS",
     "LSR1",
     "BFGS",

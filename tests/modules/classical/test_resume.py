@@ -23,6 +23,7 @@ CHAINS = {
     "Newton-Backtracking": "[tz.m.Newton(damping=1e-3), tz.m.Backtracking()]",
     "NewtonCG-StrongWolfe-warm": "[tz.m.NewtonCG(warm_start=True), tz.m.StrongWolfe()]",
     "NewtonCGSteihaug": "[tz.m.NewtonCGSteihaug(init=0.05)]",
+    "Dogleg-BFGS": "[tz.m.Dogleg(tz.m.BFGS(), init=0.05)]",
 }
 
 SCRIPT = """

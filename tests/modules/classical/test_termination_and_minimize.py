@@ -159,8 +159,8 @@ def test_minimize_limits_and_errors():
     assert not res.success and "maximum number of evaluations" in res.message and res.nfev <= 5 + 30
     res = tz.minimize(_rosen, torch.tensor([-1.2, 1.0], dtype=F64), tz.m.TerminateAfterNSteps(2), tz.m.LBFGS(), tz.m.StrongWolfe())
     assert res.nit == 3 and "termination module" in res.message
-    with pytest.raises(ValueError, match="unknown method 'trust-exact'"):
-        tz.minimize(_rosen, torch.zeros(2), method="trust-exact")
+    with pytest.raises(ValueError, match="unknown method 'trust-krylov'"):
+        tz.minimize(_rosen, torch.zeros(2), method="trust-krylov")
     with pytest.raises(ValueError, match="either modules or method"):
         tz.minimize(_rosen, torch.zeros(2), tz.m.LBFGS(), method="lbfgs")
     with pytest.raises(TypeError, match="x0 must be a floating-point tensor"):

@@ -134,7 +134,8 @@ def test_a_non_finite_trial_shrinks_the_radius_and_is_not_taken():
     assert opt.skipped_steps == 0
 
 
-def test_minimize_trust_ncg_solves_rosenbrock():
-    res = tz.minimize(_rosen, torch.tensor([-1.2, 1.0, 0.5, 0.8], dtype=F64), method="trust-ncg", tol=1e-8)
+@pytest.mark.parametrize("method", ["trust-ncg", "trust-exact", "dogleg"])
+def test_minimize_trust_region_methods_solve_rosenbrock(method):
+    res = tz.minimize(_rosen, torch.tensor([-1.2, 1.0, 0.5, 0.8], dtype=F64), method=method, tol=1e-8)
     assert res.success, res.message
     np.testing.assert_allclose(res.x.numpy(), np.ones(4), atol=1e-7)

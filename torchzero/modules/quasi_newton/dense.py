@@ -131,6 +131,18 @@ class HessianUpdateStrategy(Transform):
         elif "H" not in gs:
             gs["H"] = h
 
+    def curvature(self, var: Any, dtype: torch.dtype) -> Tensor:
+        r"""$B = H^{-1}$ after this step's update of $H$ from ``var`` (the identity before there is
+        an $H$), as a trust region's ``hess_module`` asks for it."""
+        child = var.child([u.clone() for u in var.get_update()])
+        self.step(child)
+        h = self.global_state.get("H")
+        n = sum(p.numel() for p in var.params)
+        if h is None:
+            return torch.eye(n, dtype=dtype, device=var.params[0].device)
+        b = torch.linalg.inv(h.to(dtype))
+        return 0.5 * (b + b.T)
+
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
         gs = self.global_state
         q = flatten(tensors, gs["x"].dtype)

@@ -86,6 +86,9 @@ class Newton(Module):
         high-dimensional non-convex optimization. NeurIPS (saddle-free Newton, $|\Lambda|$).
     """
 
+    #: differentiates the loss of ``closure(False)`` again (``tz.minimize`` keeps its graph)
+    USES_LOSS_GRAPH = True
+
     def __init__(
         self,
         damping: float = 0.0,
@@ -129,6 +132,16 @@ class Newton(Module):
             unflatten_(x, update)
         self.record_stats(solver=torch.tensor(float(solver)), hessians=torch.tensor(1.0))
         return var
+
+    def curvature(self, var: Var, dtype: torch.dtype) -> Tensor:
+        """The exact Hessian at ``var``'s parameters (averaged over ranks), as a trust region's
+        ``hess_module`` asks for it."""
+        s = self.settings_list(var.params).coupled(self.defaults, "Newton")
+        check_params("Newton", var.params)
+        h = self._hessian(var, s).to(dtype)
+        all_reduce_mean_([h])
+        self.record_stats(hessians=torch.tensor(1.0))
+        return 0.5 * (h + h.T)
 
     def _hessian(self, var: Var, s: Mapping[str, Any]) -> Tensor:
         if s["hessian_method"] == "autograd":

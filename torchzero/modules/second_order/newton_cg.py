@@ -82,6 +82,9 @@ class NewtonCG(Module):
         Newton method. SIAM Journal on Scientific Computing, 17(1), 16-32.
     """
 
+    #: differentiates the loss of ``closure(False)`` again (``tz.minimize`` keeps its graph)
+    USES_LOSS_GRAPH = True
+
     def __init__(
         self,
         maxiter: int | None = None,

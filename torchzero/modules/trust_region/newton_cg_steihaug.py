@@ -67,6 +67,9 @@ class NewtonCGSteihaug(TrustRegion):
         and 7.2.
     """
 
+    #: differentiates the loss of ``closure(False)`` again (``tz.minimize`` keeps its graph)
+    USES_LOSS_GRAPH = True
+
     def __init__(
         self,
         maxiter: int | None = None,
