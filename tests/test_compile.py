@@ -223,6 +223,7 @@ NOT_FULLGRAPH = {
     "Dogleg": "a trust region: evaluates the closure at the trial point and decides on the host",
     "LevenbergMarquardt": "a trust region: evaluates the closure at the trial point and decides on the host",
     "TrustCG": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "CubicRegularization": "a trust region: evaluates the closure at the trial point and decides on the host",
 }
 
 

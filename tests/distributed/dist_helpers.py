@@ -110,6 +110,7 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "NewtonCG-central-Backtracking": lambda: [tz.m.NewtonCG(hvp_method="central", maxiter=5), tz.m.Backtracking()],
     "NewtonCGSteihaug": lambda: [tz.m.NewtonCGSteihaug(init=0.1)],
     "LevenbergMarquardt": lambda: [tz.m.LevenbergMarquardt(init=0.1)],
+    "CubicRegularization-BFGS": lambda: [tz.m.CubicRegularization(tz.m.BFGS(), init=0.1)],
 }
 
 

@@ -163,3 +163,24 @@ def trust_region_path(f, x0: np.ndarray, step_fn, steps: int, eta=0.15, init=1.0
             x = x + p
             out.append(x.copy())
     return out
+
+
+def cubic_model_minimizer(b_mat: np.ndarray, grad: np.ndarray, sigma: float) -> np.ndarray:
+    """The global minimizer of ``g.p + p.B.p/2 + sigma/3 |p|^3`` in the book's signs (Cartis,
+    Gould & Toint 2011, Theorem 3.1; no hard case): ``p = -(B + lambda I)^{-1} g`` with
+    ``lambda = sigma |p|`` and ``lambda >= max(0, -lambda_1)``, by bisection on
+    ``|p(lambda)| - lambda / sigma`` to machine precision."""
+    n = grad.size
+    lo = max(0.0, -np.linalg.eigvalsh(b_mat).min())
+    hi = lo + 1.0
+    while np.linalg.norm(np.linalg.solve(b_mat + hi * np.eye(n), grad)) > hi / sigma:
+        hi *= 2
+    for _ in range(400):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if np.linalg.norm(np.linalg.solve(b_mat + mid * np.eye(n), grad)) > mid / sigma:
+            lo = mid
+        else:
+            hi = mid
+    return -np.linalg.solve(b_mat + hi * np.eye(n), grad)

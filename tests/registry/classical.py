@@ -58,6 +58,7 @@ CASES = [
     Case("Dogleg", lambda: tz.m.Dogleg(), ("Dogleg", "DenseTrustRegion"), needs_closure=True, lr=1.0),
     Case("Dogleg-BFGS", lambda: tz.m.Dogleg(tz.m.BFGS(), init=0.1), ("Dogleg",), needs_closure=True, lr=1.0),
     Case("LevenbergMarquardt", lambda: tz.m.LevenbergMarquardt(eta=0.0, nplus=3.0), ("LevenbergMarquardt",), needs_closure=True, lr=1.0),
+    Case("CubicRegularization", lambda: tz.m.CubicRegularization(), ("CubicRegularization",), needs_closure=True, lr=1.0),
     Case("TrustCG-SR1", lambda: tz.m.TrustCG(tz.m.SR1(), init=0.1, max_attempts=3), ("TrustCG",), needs_closure=True, lr=1.0),
     Case("NewtonCG-forward-fixed", lambda: tz.m.NewtonCG(hvp_method="forward", forcing="fixed", tol=1e-2, reg=1e-3), ("NewtonCG",), needs_closure=True, lr=0.5),
     *[
@@ -101,6 +102,7 @@ BAD_ARGS = [
     *[BadArg(f"NewtonCGSteihaug-max_attempts={v!r}", lambda v=v: tz.m.NewtonCGSteihaug(max_attempts=v), (ValueError, TypeError), "NewtonCGSteihaug.*max_attempts") for v in [0, 1.5]],
     *[BadArg(f"Dogleg-eta={v!r}", lambda v=v: tz.m.Dogleg(eta=v), (ValueError, TypeError), "Dogleg.*eta") for v in [0.3, -1.0]],
     *[BadArg(f"LevenbergMarquardt-max_radius={v!r}", lambda v=v: tz.m.LevenbergMarquardt(max_radius=v), (ValueError, TypeError), "LevenbergMarquardt.*max_radius") for v in [0.0, NAN]],
+    *[BadArg(f"CubicRegularization-nminus={v!r}", lambda v=v: tz.m.CubicRegularization(nminus=v), (ValueError, TypeError), "CubicRegularization.*nminus") for v in [1.0, 0.0]],
     BadArg("TrustCG-hess_module=Adam", lambda: tz.m.TrustCG(tz.m.Adam()), TypeError, "TrustCG.*hess_module"),
     *[BadArg(f"LBFGS-first_step={v!r}", lambda v=v: tz.m.LBFGS(first_step=v), (ValueError, TypeError), "LBFGS.*first_step") for v in ["l1", None, 1]],
     *[BadArg(f"LBFGS-update_freq={v!r}", lambda v=v: tz.m.LBFGS(update_freq=v), (ValueError, TypeError), "LBFGS.*update_freq") for v in [0, 1.5]],

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .krylov import boundary_steps
 
-__all__ = ["cauchy_point", "dogleg_step", "exact_step", "predicted_reduction"]
+__all__ = ["cauchy_point", "cubic_step", "dogleg_step", "exact_step", "predicted_reduction"]
 
 
 def predicted_reduction(g: Tensor, b: Tensor, d: Tensor) -> float:
@@ -138,3 +138,68 @@ def exact_step(g: Tensor, b: Tensor, radius: float, rtol: float = 1e-10, maxiter
         s = s_new if lo < s_new < hi else 0.5 * (lo + hi)
     d = step(s)
     return d, True, predicted_reduction(g, b, d)
+
+
+def cubic_step(g: Tensor, b: Tensor, sigma: float, rtol: float = 1e-10, maxiter: int = 200) -> tuple[Tensor, float]:
+    r"""The global minimizer of the cubic model
+
+    $$
+    m(d) = -g \cdot d + \tfrac12 d^T B d + \tfrac{\sigma}{3} \lVert d\rVert^3
+    $$
+
+    and the reduction $m(0) - m(d)$ (Cartis, Gould & Toint 2011, Theorem 3.1): $d = (B +
+    \lambda I)^{-1} g$ with $B + \lambda I$ positive semidefinite and $\lambda = \sigma\lVert
+    d\rVert$, found from $B = Q\Lambda Q^T$ by bisection safeguarding Newton's method on
+    $\lVert d(\lambda)\rVert - \lambda/\sigma$ (decreasing in $\lambda$), to ``rtol``; in the
+    hard case ($g$ orthogonal to the least eigenvalue's eigenvectors) $d(-\lambda_1) + \tau q_1$.
+
+    Example:
+        >>> import torch
+        >>> d, reduction = cubic_step(torch.tensor([3.0], dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64), 3.0)
+        >>> d, round(reduction, 12)  # -3 d + d^3: the minimum at d = 1
+        (tensor([1.], dtype=torch.float64), 2.0)
+    """
+    b = 0.5 * (b + b.T)
+    lam, q = torch.linalg.eigh(b)
+    c = q.T @ g
+    low = float(lam[0])
+    floor = max(0.0, -low)
+    scale = max(float(lam.abs().max()), 1e-300)
+
+    def reduction(d: Tensor) -> float:
+        norm = float(d.norm())
+        return float(g.dot(d)) - 0.5 * float(d.dot(b @ d)) - sigma / 3 * norm**3
+
+    if float(g.norm()) == 0:
+        if low >= 0:
+            return torch.zeros_like(g), 0.0
+        z = q[:, 0] * (-low / sigma)  # along negative curvature, ||d|| = -lambda_1 / sigma
+        return z, reduction(z)
+    first = (lam - low).abs() <= 1e-12 * scale
+    if float(c[first].norm()) <= 1e-12 * float(c.norm()) and low < 0:  # possibly the hard case
+        rest = ~first
+        d0 = q[:, rest] @ (c[rest] / (lam[rest] - low)) if bool(rest.any()) else torch.zeros_like(g)
+        if float(d0.norm()) <= floor / sigma:
+            _, tau = boundary_steps(d0, q[:, first][:, 0], floor / sigma)
+            d = d0 + tau * q[:, first][:, 0]
+            return d, reduction(d)
+    # psi(s) = ||d(s)|| - s / sigma: +inf (or positive) at s = floor, negative for large s
+    lo, hi = floor, floor + 1.0
+    while float((c / (lam + hi)).norm()) - hi / sigma > 0:
+        lo, hi = hi, 2 * hi + 1.0
+    s = hi
+    for _ in range(maxiter):
+        norm = float((c / (lam + s)).norm())
+        gap = norm - s / sigma
+        if abs(gap) <= rtol * max(norm, 1e-300):
+            break
+        if gap > 0:
+            lo = s
+        else:
+            hi = s
+        # Newton on psi: psi'(s) = -sum c^2/(lam+s)^3 / ||d|| - 1/sigma
+        slope = -float(((c / (lam + s) ** 1.5) ** 2).sum()) / max(norm, 1e-300) - 1 / sigma
+        s_new = s - gap / slope
+        s = s_new if lo < s_new < hi else 0.5 * (lo + hi)
+    d = q @ (c / (lam + s))
+    return d, reduction(d)

@@ -97,6 +97,7 @@ from .trust_region import (
     Dogleg,
     LevenbergMarquardt,
     TrustCG,
+    CubicRegularization,
 )
 from .termination import (
     TerminateAfterNSteps,
@@ -185,6 +186,7 @@ __all__ = [
     "Dogleg",
     "LevenbergMarquardt",
     "TrustCG",
+    "CubicRegularization",
     "LBFGS",
     "LSR1",
     "BFGS",

@@ -24,6 +24,7 @@ CHAINS = {
     "NewtonCG-StrongWolfe-warm": "[tz.m.NewtonCG(warm_start=True), tz.m.StrongWolfe()]",
     "NewtonCGSteihaug": "[tz.m.NewtonCGSteihaug(init=0.05)]",
     "Dogleg-BFGS": "[tz.m.Dogleg(tz.m.BFGS(), init=0.05)]",
+    "CubicRegularization": "[tz.m.CubicRegularization(init=0.2)]",
 }
 
 SCRIPT = """

@@ -9,8 +9,8 @@ import scipy.optimize
 import torch
 
 import torchzero as tz
-from reference.newton import dogleg, exact_trust_region_step, rosenbrock, trust_region_path
-from torchzero.functional.trust_region import cauchy_point, dogleg_step, exact_step
+from reference.newton import cubic_model_minimizer, dogleg, exact_trust_region_step, rosenbrock, trust_region_path
+from torchzero.functional.trust_region import cauchy_point, cubic_step, dogleg_step, exact_step
 
 F64 = torch.float64
 
@@ -183,3 +183,47 @@ def test_too_many_parameters_suggests_newton_cg_steihaug():
     opt = tz.Modular([x], tz.m.LevenbergMarquardt())
     with pytest.raises(ValueError, match=r"n = 10,001 elements.*NewtonCGSteihaug"):
         opt.step(_closure(opt, x, lambda x: (x**2).sum()))
+
+
+@pytest.mark.parametrize("eigenvalues", [[1.0, 2.0, 5.0], [-2.0, 1.0, 3.0], [-1.0, -2.0, -3.0]], ids=["definite", "indefinite", "negative"])
+@pytest.mark.parametrize("sigma", [0.1, 1.0, 10.0])
+def test_cubic_step_is_the_global_minimizer(eigenvalues, sigma):
+    rng = np.random.default_rng(int(10 * sigma))
+    b = _sym(rng, eigenvalues)
+    g = rng.standard_normal(3)
+    d, reduction = cubic_step(torch.tensor(g), torch.tensor(b), sigma)
+    np.testing.assert_allclose(-d.numpy(), cubic_model_minimizer(b, g, sigma), rtol=1e-8, atol=1e-10)
+    x = d.numpy()
+    assert reduction == pytest.approx(g @ x - 0.5 * x @ b @ x - sigma / 3 * np.linalg.norm(x) ** 3, rel=1e-12)
+    # lambda = sigma |d| makes B + lambda I positive semidefinite (Theorem 3.1)
+    assert np.linalg.eigvalsh(b).min() + sigma * np.linalg.norm(x) >= -1e-10
+
+
+def test_cubic_step_in_the_hard_case():
+    b = torch.diag(torch.tensor([-2.0, 1.0, 3.0], dtype=F64))
+    g = torch.tensor([0.0, 0.3, 0.6], dtype=F64)
+    d, reduction = cubic_step(g, b, 1.0)
+    assert float(d.norm()) == pytest.approx(2.0, rel=1e-12)  # lambda = -lambda_1 = sigma |d|
+    rng = np.random.default_rng(0)
+    pts = rng.standard_normal((50000, 3)) * rng.uniform(0, 3, (50000, 1))
+    values = -(pts @ g.numpy()) + 0.5 * np.einsum("ij,jk,ik->i", pts, b.numpy(), pts) + np.linalg.norm(pts, axis=1) ** 3 / 3
+    assert -reduction <= values.min() + 1e-9
+
+
+def test_cubic_regularization_halves_sigma_after_a_very_good_step():
+    # f = x^4 at 1 with sigma = 1: the cubic model's step, rho > 0.75, so 1/sigma doubles
+    x = torch.nn.Parameter(torch.tensor([1.0], dtype=F64))
+    opt = tz.Modular([x], tz.m.CubicRegularization())
+    opt.step(_closure(opt, x, lambda x: (x**4).sum()))
+    stats = {k.split("/")[-1]: float(v) for k, v in opt.stats().items() if k.startswith("CubicRegularization/")}
+    d, reduction = cubic_step(torch.tensor([4.0], dtype=F64), torch.tensor([[12.0]], dtype=F64), 1.0)
+    assert x.item() == pytest.approx(1 - d.item(), rel=1e-12)
+    assert stats["rho"] == pytest.approx((1 - (1 - d.item()) ** 4) / reduction, rel=1e-10)
+    assert stats["rho"] > 0.75 and stats["radius"] == 2.0
+
+
+@pytest.mark.parametrize("hess_module", [None, tz.m.BFGS], ids=["exact", "BFGS"])
+def test_cubic_regularization_solves_rosenbrock(hess_module):
+    f = lambda x: ((1 - x[0::2]) ** 2 + 100 * (x[1::2] - x[0::2] ** 2) ** 2).sum()  # noqa: E731
+    got, _ = _run(tz.m.CubicRegularization(None if hess_module is None else hess_module()), f, [-1.2, 1.0, 0.5, 0.8], 400)
+    np.testing.assert_allclose(got[-1], np.ones(4), atol=1e-5)

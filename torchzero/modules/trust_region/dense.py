@@ -11,11 +11,11 @@ from torch import Tensor
 
 from ...core.var import Var
 from ...functional.krylov import steihaug_cg
-from ...functional.trust_region import dogleg_step, exact_step
+from ...functional.trust_region import cubic_step, dogleg_step, exact_step
 from ..second_order.newton import MAX_NEWTON, Newton
 from .trust_region import TrustRegion
 
-__all__ = ["DenseTrustRegion", "Dogleg", "LevenbergMarquardt", "TrustCG"]
+__all__ = ["DenseTrustRegion", "Dogleg", "LevenbergMarquardt", "TrustCG", "CubicRegularization"]
 
 class DenseTrustRegion(TrustRegion):
     r"""A trust region with a dense $B$ from ``hess_module`` (by default ``tz.m.Newton()``, the
@@ -227,3 +227,71 @@ class TrustCG(DenseTrustRegion):
     def subproblem(self, g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, settings: Mapping[str, Any]) -> tuple[Tensor, bool, float]:
         res = steihaug_cg(matvec, g, radius, rtol=min(0.5, math.sqrt(float(g.norm()))))
         return res.x, res.hits_boundary, -res.model_change
+
+
+class CubicRegularization(DenseTrustRegion):
+    r"""Adaptive cubic regularization (ARC): the step is the global minimizer of
+
+    $$
+    m(d) = f - u\cdot d + \tfrac12 d^T B d + \tfrac{\sigma}{3}\lVert d\rVert^3
+    $$
+
+    (:func:`~torchzero.functional.trust_region.cubic_step`), checked as a trust region's step:
+    $\rho$ is the actual over the predicted reduction $m(0) - m(d)$. The regularization plays
+    the radius's part inverted, $\sigma = 1/\Delta$: the rules of
+    :class:`~torchzero.modules.trust_region.TrustRegion` apply to $\Delta$ with every step
+    counted as on the boundary, so $\sigma$ doubles after a poor step ($\rho < 0.25$) and halves
+    after a very good one ($\rho > 0.75$), and never goes below $1/$``max_radius``.
+    ``opt.stats()["CubicRegularization/radius"]`` is $1/\sigma$.
+
+    The model matrix $B$ comes from ``hess_module``: by default ``tz.m.Newton()`` (the exact
+    Hessian by autograd), or a dense quasi-Newton module's $H^{-1}$. At most 10,000 elements.
+    Use it without a line search.
+
+    Args:
+        hess_module: the module that gives $B$ (default: ``None``, ``Newton()``).
+        eta: the least $\rho$ that takes the step, in ``[0, 0.25)`` (default: ``0.1``).
+        nplus: the factor $\sigma$ is divided by after a very good step, ``>= 1`` (default: ``2``).
+        nminus: after a poor step $\sigma$ becomes $\sigma/$``nminus``, in ``(0, 1)`` (default: ``0.5``).
+        init: $1/\sigma$ at the start (default: ``1``).
+        max_radius: the largest $1/\sigma$ (default: ``1000``).
+        max_attempts: subproblems solved per step at most (default: ``10``).
+
+    Example:
+        >>> import torch, torchzero as tz
+        >>> x = torch.nn.Parameter(torch.tensor([-1.2, 1.0], dtype=torch.float64))
+        >>> opt = tz.Modular([x], tz.m.CubicRegularization())
+        >>> def closure(backward=True):
+        ...     loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        ...     if backward:
+        ...         opt.zero_grad()
+        ...         loss.backward()
+        ...     return loss
+        >>> for _ in range(60):
+        ...     _ = opt.step(closure)
+        >>> x.detach()
+        tensor([1., 1.], dtype=torch.float64)
+
+    References:
+        Cartis, C., Gould, N. I. M., & Toint, P. L. (2011). Adaptive cubic regularisation
+        methods for unconstrained optimization. Part I. Mathematical Programming, 127, 245-295.
+
+        Nesterov, Y., & Polyak, B. T. (2006). Cubic regularization of Newton method and its
+        global performance. Mathematical Programming, 108, 177-205.
+    """
+
+    def __init__(
+        self,
+        hess_module: Any = None,
+        eta: float = 0.1,
+        nplus: float = 2.0,
+        nminus: float = 0.5,
+        init: float = 1.0,
+        max_radius: float = 1000.0,
+        max_attempts: int = 10,
+    ):
+        super().__init__(hess_module, eta, nplus, nminus, init, max_radius, max_attempts)
+
+    def subproblem(self, g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, settings: Mapping[str, Any]) -> tuple[Tensor, bool, float]:
+        d, reduction = cubic_step(g, self.model_matrix, 1.0 / radius)
+        return d, True, reduction
