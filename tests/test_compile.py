@@ -223,6 +223,8 @@ NOT_FULLGRAPH = {
     "Dogleg": "a trust region: evaluates the closure at the trial point and decides on the host",
     "LevenbergMarquardt": "a trust region: evaluates the closure at the trial point and decides on the host",
     "TrustCG": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "AdaHessian": "differentiates the loss of the closure again (Hessian-vector products)",
+    "SophiaH": "differentiates the loss of the closure again (Hessian-vector products)",
     "CubicRegularization": "a trust region: evaluates the closure at the trial point and decides on the host",
 }
 

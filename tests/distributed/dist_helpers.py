@@ -111,6 +111,8 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "NewtonCGSteihaug": lambda: [tz.m.NewtonCGSteihaug(init=0.1)],
     "LevenbergMarquardt": lambda: [tz.m.LevenbergMarquardt(init=0.1)],
     "CubicRegularization-BFGS": lambda: [tz.m.CubicRegularization(tz.m.BFGS(), init=0.1)],
+    "AdaHessian-Backtracking": lambda: [tz.m.AdaHessian(), tz.m.Backtracking(init=0.1)],
+    "SophiaH-Backtracking": lambda: [tz.m.SophiaH(update_freq=2), tz.m.Backtracking(init=0.1)],
 }
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["hvp", "fd_hvp", "hessian", "all_reduce_mean_"]
+__all__ = ["hvp", "fd_hvp", "hessian", "all_reduce_mean_", "rademacher_like", "hutchinson_diagonal"]
 
 
 def all_reduce_mean_(tensors: Sequence[Tensor]) -> None:
@@ -169,3 +169,39 @@ def hessian(grads: Sequence[Tensor], params: Sequence[Tensor], vectorize: bool =
         out = torch.autograd.grad(flat, params, grad_outputs=e, retain_graph=True, allow_unused=True)
         rows.append(rows_of(out, None))
     return torch.stack(rows).detach() if rows else torch.zeros(0, 0, dtype=dtype)
+
+
+def rademacher_like(params: Sequence[Tensor], generator: torch.Generator) -> list[Tensor]:
+    """One vector of independent ±1 entries per parameter, drawn in order from ``generator``
+    (on the CPU, then moved: the same numbers on every device and rank for the same state)."""
+    out = []
+    for p in params:
+        z = torch.randint(0, 2, tuple(p.shape), generator=generator, dtype=torch.int8).to(device=p.device, dtype=p.dtype)
+        out.append(z.mul_(2).sub_(1))
+    return out
+
+
+def hutchinson_diagonal(
+    grads: Sequence[Tensor], params: Sequence[Tensor], generator: torch.Generator, n_samples: int = 1
+) -> list[Tensor]:
+    r"""Hutchinson's estimate of the Hessian's diagonal, $\frac1k\sum_{i=1}^{k} z_i \odot H z_i$ with
+    Rademacher $z_i$ (unbiased: $E[z \odot Hz] = \operatorname{diag} H$), from gradients made with
+    ``create_graph=True``; ``k`` = ``n_samples`` products. Under data parallelism each product is
+    averaged over the ranks (the generator must be in the same state on all of them).
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        >>> (g,) = torch.autograd.grad((x**3).sum(), x, create_graph=True)  # diag H = 6x, off-diagonal 0
+        >>> hutchinson_diagonal([g], [x], torch.Generator().manual_seed(0))
+        [tensor([ 6., 12.], dtype=torch.float64)]
+    """
+    total: list[Tensor] | None = None
+    for _ in range(n_samples):
+        z = rademacher_like(params, generator)
+        hz = hvp(grads, params, z)
+        all_reduce_mean_(hz)
+        est = [a * b for a, b in zip(z, hz)]
+        total = est if total is None else [t.add_(e) for t, e in zip(total, est)]
+    assert total is not None
+    return [t.div_(n_samples) for t in total] if n_samples > 1 else total

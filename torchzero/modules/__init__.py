@@ -89,6 +89,8 @@ from .quasi_newton import (
 from .second_order import (
     Newton,
     NewtonCG,
+    AdaHessian,
+    SophiaH,
 )
 from .trust_region import (
     TrustRegion,
@@ -180,6 +182,8 @@ __all__ = [
     "StrongWolfe",
     "Newton",
     "NewtonCG",
+    "AdaHessian",
+    "SophiaH",
     "TrustRegion",
     "NewtonCGSteihaug",
     "DenseTrustRegion",

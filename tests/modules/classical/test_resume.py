@@ -25,6 +25,7 @@ CHAINS = {
     "NewtonCGSteihaug": "[tz.m.NewtonCGSteihaug(init=0.05)]",
     "Dogleg-BFGS": "[tz.m.Dogleg(tz.m.BFGS(), init=0.05)]",
     "CubicRegularization": "[tz.m.CubicRegularization(init=0.2)]",
+    "SophiaH-LR": "[tz.m.SophiaH(update_freq=2), tz.m.LR(0.01)]",
 }
 
 SCRIPT = """
