@@ -36,6 +36,14 @@ class _HutchinsonModule(Module):
         if "seed" in s:
             check_int("seed", s["seed"], owner=o, min=0, max=2**63 - 1)
 
+    def _buffers(self, params: list[Tensor], like: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """The per-parameter averages of the gradient and of the diagonal (zeros at first)."""
+        for p, u in zip(params, like):
+            st = self.state[p]
+            if "exp_avg" not in st:
+                st["exp_avg"], st["hess"] = torch.zeros_like(u), torch.zeros_like(u)
+        return [self.state[p]["exp_avg"] for p in params], [self.state[p]["hess"] for p in params]
+
     def _diagonal(self, var: Var, n_samples: int, seed: int) -> list[Tensor]:
         gs = self.global_state
         gen = torch.Generator()
@@ -96,6 +104,8 @@ class AdaHessian(_HutchinsonModule):
         ADAHESSIAN: An adaptive second order optimizer for machine learning. AAAI.
     """
 
+    OPTIONAL_STATE_KEYS = {"diag": "like_param"}
+
     def __init__(
         self,
         beta1: float = 0.9,
@@ -120,19 +130,22 @@ class AdaHessian(_HutchinsonModule):
         check_params("AdaHessian", var.params)
         gs = self.global_state
         t = gs.get("step", 0) + 1
-        if (t - 1) % s["update_freq"] == 0 or "diag" not in gs:
-            gs["diag"] = [d.detach() for d in self._diagonal(var, s["n_samples"], s["seed"])]
+        if (t - 1) % s["update_freq"] == 0 or any("diag" not in self.state[p] for p in var.params):
+            for p, d in zip(var.params, self._diagonal(var, s["n_samples"], s["seed"])):
+                self.state[p]["diag"] = d.detach()  # kept for the steps until the next estimate
         gs["step"] = t
+        diag = [self.state[p]["diag"] for p in var.params]
         update = var.get_update()
         b1, b2, eps, k = float(s["beta1"]), float(s["beta2"]), float(s["eps"]), float(s["hessian_power"])
-        for u, d, p in zip(update, gs["diag"], var.params):
-            st = self.state[p]
-            if "exp_avg" not in st:
-                st["exp_avg"], st["hess"] = torch.zeros_like(u), torch.zeros_like(u)
-            st["exp_avg"].lerp_(u, 1 - b1)
-            st["hess"].mul_(b2).addcmul_(d, d, value=1 - b2)
-            denom = (st["hess"] / (1 - b2**t)).pow_(k / 2).add_(eps)
-            torch.div(st["exp_avg"], 1 - b1**t, out=u).div_(denom)
+        exp_avg, hess = self._buffers(var.params, update)
+        torch._foreach_lerp_(exp_avg, update, 1 - b1)
+        torch._foreach_mul_(hess, b2)
+        torch._foreach_addcmul_(hess, diag, diag, value=1 - b2)
+        denom = torch._foreach_div(hess, 1 - b2**t)
+        torch._foreach_pow_(denom, k / 2)
+        torch._foreach_add_(denom, eps)
+        var.update = torch._foreach_div(exp_avg, 1 - b1**t)
+        torch._foreach_div_(var.update, denom)
         return var
 
 
@@ -210,13 +223,14 @@ class SophiaH(_HutchinsonModule):
         diag = self._diagonal(var, s["n_samples"], s["seed"]) if (t - 1) % s["update_freq"] == 0 else None
         gs["step"] = t
         update = var.get_update()
-        for i, (u, p) in enumerate(zip(update, var.params)):
-            st = self.state[p]
-            if "exp_avg" not in st:
-                st["exp_avg"], st["hess"] = torch.zeros_like(u), torch.zeros_like(u)
-            if diag is not None:
-                st["hess"].mul_(b2).add_(diag[i].detach(), alpha=1 - b2)
-            st["exp_avg"].lerp_(u, 1 - b1)
-            denom = (st["hess"] * float(s["gamma"])).clamp_(min=float(s["eps"]))
-            torch.div(st["exp_avg"], denom, out=u).clamp_(-1.0, 1.0)
+        exp_avg, hess = self._buffers(var.params, update)
+        if diag is not None:
+            torch._foreach_mul_(hess, b2)
+            torch._foreach_add_(hess, [d.detach() for d in diag], alpha=1 - b2)
+        torch._foreach_lerp_(exp_avg, update, 1 - b1)
+        denom = torch._foreach_mul(hess, float(s["gamma"]))
+        torch._foreach_clamp_min_(denom, float(s["eps"]))
+        var.update = torch._foreach_div(exp_avg, denom)
+        torch._foreach_clamp_min_(var.update, -1.0)
+        torch._foreach_clamp_max_(var.update, 1.0)
         return var
