@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["flatten", "flat_view", "unflatten_", "working_dtype", "layout"]
+__all__ = ["flatten", "flat_view", "split_like", "unflatten_", "working_dtype", "layout"]
 
 _LOW = (torch.float16, torch.bfloat16)
 
@@ -23,6 +23,17 @@ def flat_view(tensors: Sequence[Tensor], dtype: torch.dtype) -> tuple[Tensor, bo
     if len(tensors) == 1 and tensors[0].dtype == dtype and tensors[0].is_contiguous():
         return tensors[0].view(-1), True
     return flatten(tensors, dtype), False
+
+
+def split_like(vec: Tensor, tensors: Sequence[Tensor]) -> list[Tensor]:
+    """``vec`` as one piece per tensor, shaped and typed like it (views where the dtype agrees):
+    the inverse of :func:`flatten` without copying into ``tensors``."""
+    out, i = [], 0
+    for t in tensors:
+        n = t.numel()
+        out.append(vec[i : i + n].view_as(t).to(t.dtype))
+        i += n
+    return out
 
 
 def unflatten_(vec: Tensor, tensors: Sequence[Tensor]) -> None:

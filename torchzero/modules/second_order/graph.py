@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ...core.var import Var
 from ...functional.hessian import all_reduce_mean_, fd_hvp, hvp
-from ..quasi_newton.flat import flatten
+from ..quasi_newton.flat import flatten, split_like
 
 __all__ = ["gradients_with_graph", "check_params", "hvp_operator"]
 
@@ -88,11 +88,7 @@ def hvp_operator(
             return fd_hvp(grad_at, params, v, h=h, formula=method, g0=g0)
 
     def matvec(vec: Tensor) -> Tensor:
-        v, i = [], 0
-        for p in params:
-            v.append(vec[i : i + p.numel()].view_as(p).to(p.dtype))
-            i += p.numel()
-        out = products(v)
+        out = products(split_like(vec, params))
         all_reduce_mean_(out)
         count[0] += 1
         hv = flatten(out, dtype)

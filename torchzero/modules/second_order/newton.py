@@ -12,7 +12,7 @@ from ...core.var import Var
 from ...functional.hessian import all_reduce_mean_, fd_hvp, hessian
 from ...functional.newton import newton_solve
 from ...utils.validation import check_bool, check_choice, check_number
-from ..quasi_newton.flat import flatten, unflatten_, working_dtype
+from ..quasi_newton.flat import flatten, split_like, unflatten_, working_dtype
 from .graph import check_params, gradients_with_graph
 
 __all__ = ["Newton", "MAX_NEWTON"]
@@ -169,10 +169,6 @@ class Newton(Module):
         for j in range(n):
             e = torch.zeros(n, dtype=dtype, device=params[0].device)
             e[j] = 1.0
-            v, i = [], 0
-            for p in params:
-                v.append(e[i : i + p.numel()].view_as(p).to(p.dtype))
-                i += p.numel()
-            cols.append(flatten(fd_hvp(grad_at, params, v, h=h), dtype))
+            cols.append(flatten(fd_hvp(grad_at, params, split_like(e, params), h=h), dtype))
         m = torch.stack(cols, 1) if cols else torch.zeros(0, 0, dtype=dtype)
         return 0.5 * (m + m.T)

@@ -12,7 +12,7 @@ from ...core.module import Module
 from ...core.var import Var
 from ...functional.krylov import cg_solve, eisenstat_walker
 from ...utils.validation import MAX_ITERATIONS, check_bool, check_choice, check_int, check_number
-from ..quasi_newton.flat import flatten, layout, working_dtype
+from ..quasi_newton.flat import flatten, layout, unflatten_, working_dtype
 from .graph import check_params, hvp_operator
 
 __all__ = ["NewtonCG"]
@@ -138,10 +138,7 @@ class NewtonCG(Module):
         gs.update(g_norm=g_norm, eta=eta)
         if s["warm_start"]:
             gs["x"] = x.clone()
-        i = 0
-        for u in update:
-            u.copy_(x[i : i + u.numel()].view_as(u))
-            i += u.numel()
+        unflatten_(x, update)
         self.record_stats(
             hvps=torch.tensor(float(count[0])), eta=torch.tensor(eta, dtype=torch.float64), negative_curvature=torch.tensor(float(res.negative_curvature))
         )

@@ -14,7 +14,7 @@ from ...core.module import Module
 from ...core.var import Var
 from ...utils.validation import MAX_ITERATIONS, check_int, check_number
 from ..line_search.line_search import _global_mean
-from ..quasi_newton.flat import flatten, layout, working_dtype
+from ..quasi_newton.flat import flatten, layout, split_like, unflatten_, working_dtype
 
 __all__ = ["TrustRegion"]
 
@@ -157,10 +157,7 @@ class TrustRegion(Module):
         gs["radius"] = radius
         if taken is None:
             taken = torch.zeros_like(g)
-        i = 0
-        for u in update:
-            u.copy_(taken[i : i + u.numel()].view_as(u))
-            i += u.numel()
+        unflatten_(taken, update)
         self.record_stats(
             radius=torch.tensor(radius, dtype=torch.float64), rho=torch.tensor(rho, dtype=torch.float64),
             attempts=torch.tensor(float(attempts)),
@@ -172,10 +169,7 @@ class TrustRegion(Module):
         """$f(x - d)$, the parameters put back bit for bit afterwards."""
         params = var.params
         x0 = [p.detach().clone() for p in params]
-        steps, i = [], 0
-        for p in params:
-            steps.append(d[i : i + p.numel()].view_as(p).to(p.dtype))
-            i += p.numel()
+        steps = split_like(d, params)
         try:
             with torch.no_grad():
                 torch._foreach_sub_(params, steps)
