@@ -15,7 +15,7 @@ FUSED_ROLES = ("scale", "adam", "decoupled_weight_decay", "lr")
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a module can do beyond transforming tensors.
+    r"""What a module can do beyond transforming tensors.
 
     Attributes:
         guard: a step guard: it can skip the whole step, so it must come first in the chain
@@ -28,12 +28,28 @@ class Capabilities:
         probes_grad: keeps no state and, in its copy form, reports a gradient probe
             (``ctx.report_finite``): as the first module it runs before the non-finite check,
             which then reads its probe instead of the gradients.
+        estimates_grad: forms the gradient itself from evaluations of the closure (the
+            zeroth-order estimators, ``tz.m.SPSA`` and the like): ``Modular`` makes no
+            ``closure()`` call of its own before the chain, steps every parameter that requires
+            a gradient (``.grad`` is not read), and applies the non-finite policy to the
+            estimate and the loss the module reports. It must be the first module; on a skipped
+            step its ``global_state`` is put back as it was.
+        residuals: reads the closure as returning a residual vector $r$ (least squares):
+            ``Modular`` wraps the closure so that every module sees the loss
+            $\lVert r\rVert^2$ and its gradient $2 J^T r$
+            (:class:`~torchzero.core.residuals.ResidualClosure`), and this module can ask the
+            wrapper for $r$ and its Jacobian $J$.
+        uses_jacobian: (with ``residuals``) reads $J$ at each accepted point: the wrapper then
+            forms the gradient from $J$ and keeps both for the step.
     """
 
     guard: bool = False
     fused_role: str | None = None
     fused_options: frozenset[str] = field(default_factory=frozenset)
     probes_grad: bool = False
+    estimates_grad: bool = False
+    residuals: bool = False
+    uses_jacobian: bool = False
 
     def __post_init__(self) -> None:
         if self.fused_role is not None and self.fused_role not in FUSED_ROLES:

@@ -22,6 +22,7 @@ from .chain import Chain, Chainable, flatten_modules
 from .checkpoint import RECORD_KEY, pack, prepare_load
 from .fused import plan
 from .module import Module
+from .residuals import ResidualClosure
 from .state import ModuleState, StateStore
 from .state_check import check_grads
 from .sync import host_bool
@@ -92,6 +93,18 @@ def _check_guards_first(chain: Chain) -> None:
     for _, m in chain.named_modules():
         if m.CAPABILITIES.guard and id(m) not in top:
             raise ValueError(f"Modular: {type(m).__name__} is a step guard and must be at the top level of the chain, first")
+
+
+def _check_estimator_first(chain: Chain) -> None:
+    """A module that estimates the gradient from the closure (``Capabilities(estimates_grad=True)``)
+    replaces the backward pass of the step: it must be the first module, at the top level."""
+    for i, (path, m) in enumerate((p, m) for p, m in chain.named_modules() if p):
+        if m.CAPABILITIES.estimates_grad and (i != 0 or m is not chain.modules[0]):
+            raise ValueError(
+                f"Modular: {type(m).__name__} estimates the gradient from evaluations of the closure, in place of "
+                f"backward(), so it must be the first module of the chain, at the top level (it is at {path!r}); "
+                f"put it first: tz.Modular(params, tz.m.{type(m).__name__}(...), ...)"
+            )
 
 
 def _check_each_module_once(chain: Chain) -> None:
@@ -206,6 +219,7 @@ class Modular(torch.optim.Optimizer):
                 defaults.setdefault(key, value)
         top = {id(m) for m in self.chain.modules}
         _check_guards_first(self.chain)
+        _check_estimator_first(self.chain)
         for _, m in self.chain.named_modules():
             if id(m) not in top:
                 m.hide_group_keys(frozenset(defaults))
@@ -217,6 +231,7 @@ class Modular(torch.optim.Optimizer):
         self.state.describe = self._describe
         self._bind_state()
         self._modules = [m for _, m in self.chain.named_modules()]
+        self._set_closure_kind()
         last = self.chain.modules[-1]
         self._trailing_lr = last if last.CAPABILITIES.fused_role == "lr" else None
         self._head = self.chain.modules[:-1] if self._trailing_lr is not None else self.chain.modules
@@ -231,6 +246,14 @@ class Modular(torch.optim.Optimizer):
                 "Modular: fused=True, but this chain has no fused form; fused chains are "
                 "[ClipNorm/Normalize(dim='global')] Adam [WeightDecay] LR"
             )
+
+    def _set_closure_kind(self) -> None:
+        """What the chain makes of the closure: a gradient estimated by its first module
+        (``_estimator``), residuals (``_residuals``; ``_keep_jacobian`` when a module uses $J$)."""
+        head = self.chain.modules[0]
+        self._estimator = head if head.CAPABILITIES.estimates_grad else None
+        self._residuals = any(m.CAPABILITIES.residuals for m in self._modules)
+        self._keep_jacobian = any(m.CAPABILITIES.uses_jacobian for m in self._modules)
 
     def _bind_state(self) -> None:
         """Points every module's ``state`` at its part of ``self.state``."""
@@ -325,8 +348,12 @@ class Modular(torch.optim.Optimizer):
         """
         loss = None
         self._evaluations = None
+        if self._estimator is not None:
+            return self._step_estimated(closure)
         if closure is not None:
             closure = self._evaluations = Evaluations(closure)
+            if self._residuals:
+                closure = ResidualClosure(closure, self._trainable(), self._keep_jacobian)
             with torch.enable_grad():
                 loss = closure()
         if self.terminated:
@@ -350,6 +377,44 @@ class Modular(torch.optim.Optimizer):
             self._fused_plan.run(fused, l2_norm)  # type: ignore[union-attr]
             return loss
         update = self._run_chain(var, start)
+        if update is not None:
+            self._apply(params, update)
+        return loss
+
+    def _trainable(self) -> list[Tensor]:
+        """Every parameter that requires a gradient, in order (complex ones as real views)."""
+        return [self._key(p) for g in self.param_groups for p in g["params"] if p.requires_grad]
+
+    def _step_estimated(self, closure: Callable[..., Any] | None) -> Any:
+        """A step whose first module estimates the gradient from closure evaluations: no
+        ``backward()``; every parameter that requires a gradient takes part."""
+        estimator = self._estimator
+        assert estimator is not None
+        if closure is None:
+            raise RuntimeError(
+                f"Modular: {type(estimator).__name__} estimates the gradient by evaluating the loss, so step() needs the "
+                "closure: opt.step(closure), with `def closure(backward=True): return loss_fn(model(x), y)` "
+                "(it is called with backward=False; no backward() is needed)"
+            )
+        closure = self._evaluations = Evaluations(closure)
+        if self.terminated:
+            return None
+        params = self._trainable()
+        if not params:
+            return None
+        for m in self._modules:
+            m.clear_stats()
+        before = dict(estimator.global_state)
+        var = Var(params=params, closure=closure)
+        var = estimator.step(var)
+        if var.grad is None:
+            raise RuntimeError(f"Modular: {type(estimator).__name__} did not form a gradient estimate")
+        loss = var.loss
+        if self.nonfinite != "propagate" and not self._finite(finite_probe(var.grad), loss):
+            estimator.global_state = before  # the draws of a step that didn't happen
+            estimator.clear_stats()
+            return loss
+        update = self._run_chain(var, 1)
         if update is not None:
             self._apply(params, update)
         return loss
@@ -564,5 +629,6 @@ class Modular(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("terminated", False)
+        self._set_closure_kind()
         self._evaluations = None
         self.state.describe = self._describe

@@ -101,6 +101,20 @@ from .trust_region import (
     TrustCG,
     CubicRegularization,
 )
+from .least_squares import (
+    GaussNewton,
+    SumOfSquares,
+)
+from .grad_approximation import (
+    GradientEstimator,
+    FDM,
+    RandomizedFDM,
+    SPSA,
+    RDSA,
+    GaussianSmoothing,
+    MeZO,
+    ForwardGradient,
+)
 from .termination import (
     TerminateAfterNSteps,
     TerminateByGradientNorm,
@@ -120,6 +134,16 @@ from .conjugate_gradient import (
 )
 
 __all__ = [
+    "GaussNewton",
+    "SumOfSquares",
+    "GradientEstimator",
+    "FDM",
+    "RandomizedFDM",
+    "SPSA",
+    "RDSA",
+    "GaussianSmoothing",
+    "MeZO",
+    "ForwardGradient",
     "Chain",
     "Centralize",
     "ClipNorm",
