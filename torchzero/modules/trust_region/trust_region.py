@@ -52,7 +52,8 @@ class TrustRegion(Module):
     it: with $\rho = (f(x) - f(x - d)) / (m(0) - m(d))$, the ratio of the actual to the
     predicted reduction (one evaluation, ``closure(False)``),
 
-    - $\rho <$ 0.25: $\Delta \leftarrow$ ``nminus`` $\cdot \Delta$;
+    - $\rho <$ 0.25: $\Delta \leftarrow$ ``nminus`` $\cdot \Delta$ (not below an ulp of
+      $\lVert x\rVert$, where no shorter step is worth trying);
     - $\rho >$ 0.75 and $d$ on the boundary: $\Delta \leftarrow \min($``nplus``$\cdot\Delta,$ ``max_radius``$)$;
     - $\rho >$ ``eta``: the step is taken; otherwise the subproblem is solved again with the new
       radius, up to ``max_attempts`` times per ``step``, after which the parameters stay.
@@ -138,6 +139,8 @@ class TrustRegion(Module):
         f0 = _global_mean(float(var.get_loss(backward=False)))
         matvec = _Memo(self.model(var, s, dtype))
         radius, rho, taken = float(gs["radius"]), math.nan, None
+        floor = self._least_radius(var.params, dtype)
+        radius = max(radius, floor)
         attempts = 0
         while attempts < s["max_attempts"] and math.isfinite(f0):
             attempts += 1
@@ -146,13 +149,15 @@ class TrustRegion(Module):
             f1 = self._loss_at(var, d)
             rho = (f0 - f1) / predicted if predicted > 0 and math.isfinite(f1) else -math.inf
             if rho < 0.25:
-                radius *= float(s["nminus"])
+                radius = max(radius * float(s["nminus"]), floor)
             elif rho > 0.75 and on_boundary:
                 radius = min(float(s["nplus"]) * radius, float(s["max_radius"]))
             if rho > s["eta"]:
                 taken = d
                 break
             if not predicted > 0:  # the model predicts no decrease: nothing to gain from a smaller radius
+                break
+            if radius <= floor:  # a step this short changes x only by rounding: no point in trying shorter
                 break
         gs["radius"] = radius
         if taken is None:
@@ -163,6 +168,15 @@ class TrustRegion(Module):
             attempts=torch.tensor(float(attempts)),
         )
         return var
+
+    @staticmethod
+    def _least_radius(params: list[Tensor], dtype: torch.dtype) -> float:
+        r"""The radius below which a step changes $x$ only at rounding level: an ulp of
+        $\lVert x\rVert$ (at least the least normal number), so that a run of rejected steps
+        at a minimum can't shrink the radius to 0."""
+        info = torch.finfo(dtype)
+        norm = math.sqrt(sum(float(n) ** 2 for n in torch._foreach_norm([p.detach() for p in params]))) if params else 0.0
+        return max(info.eps * norm, info.tiny) if math.isfinite(norm) else info.tiny
 
     @staticmethod
     def _loss_at(var: Var, d: Tensor) -> float:
