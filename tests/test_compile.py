@@ -226,6 +226,16 @@ NOT_FULLGRAPH = {
     "AdaHessian": "differentiates the loss of the closure again (Hessian-vector products)",
     "SophiaH": "differentiates the loss of the closure again (Hessian-vector products)",
     "CubicRegularization": "a trust region: evaluates the closure at the trial point and decides on the host",
+    "GradientEstimator": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "FDM": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "RandomizedFDM": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "SPSA": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "RDSA": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "GaussianSmoothing": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "MeZO": "evaluates the closure (the loss at perturbed points) and computes on the host",
+    "ForwardGradient": "evaluates the closure in forward mode (dual tensors) and computes on the host",
+    "GaussNewton": "evaluates the closure's residuals and their Jacobian; the solve decides on the host",
+    "SumOfSquares": "the closure returns residuals: the step evaluates them and their gradient",
 }
 
 

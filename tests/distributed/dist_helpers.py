@@ -113,6 +113,11 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "CubicRegularization-BFGS": lambda: [tz.m.CubicRegularization(tz.m.BFGS(), init=0.1)],
     "AdaHessian-Backtracking": lambda: [tz.m.AdaHessian(), tz.m.Backtracking(init=0.1)],
     "SophiaH-Backtracking": lambda: [tz.m.SophiaH(update_freq=2), tz.m.Backtracking(init=0.1)],
+    # gradient estimators: the same directions on every rank (a fixed seed here, to compare with
+    # one process), the loss averaged over the ranks
+    "SPSA-Adam": lambda: [tz.m.SPSA(n_samples=2, seed=0), tz.m.Adam(), tz.m.LR(1e-2)],
+    "MeZO-LR": lambda: [tz.m.MeZO(seed=1), tz.m.LR(1e-2)],
+    "ForwardGradient-LR": lambda: [tz.m.ForwardGradient(seed=2), tz.m.LR(1e-2)],
 }
 
 

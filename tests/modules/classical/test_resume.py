@@ -26,6 +26,10 @@ CHAINS = {
     "Dogleg-BFGS": "[tz.m.Dogleg(tz.m.BFGS(), init=0.05)]",
     "CubicRegularization": "[tz.m.CubicRegularization(init=0.2)]",
     "SophiaH-LR": "[tz.m.SophiaH(update_freq=2), tz.m.LR(0.01)]",
+    "SPSA-Adam": "[tz.m.SPSA(n_samples=2), tz.m.Adam(), tz.m.LR(0.01)]",
+    "MeZO-LR": "[tz.m.MeZO(distribution='gaussian'), tz.m.LR(0.01)]",
+    "ForwardGradient-LR": "[tz.m.ForwardGradient(seed=3), tz.m.LR(0.01)]",
+    "LevenbergMarquardt-GaussNewton": "[tz.m.LevenbergMarquardt(tz.m.GaussNewton(), init=0.05)]",
 }
 
 SCRIPT = """
