@@ -8,7 +8,7 @@ An optimizer is a chain of small modules; each transforms the update (or, with
 """
 from . import modules as m
 from .core import Chain, Modular, Module, TensorwiseTransform, Transform, Var, apply_transform
-from .minimize import MinimizeResult, minimize
+from .minimize import LeastSquaresResult, MinimizeResult, least_squares, minimize
 
 __version__ = "0.4.0"
 
@@ -22,6 +22,8 @@ __all__ = [
     "apply_transform",
     "minimize",
     "MinimizeResult",
+    "least_squares",
+    "LeastSquaresResult",
     "m",
     "__version__",
 ]

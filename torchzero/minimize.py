@@ -12,7 +12,7 @@ from torch import Tensor
 from .core.modular import Modular
 from .core.module import Module
 
-__all__ = ["minimize", "MinimizeResult", "METHODS"]
+__all__ = ["minimize", "MinimizeResult", "METHODS", "least_squares", "LeastSquaresResult", "LEAST_SQUARES_METHODS"]
 
 
 def _methods() -> dict[str, Callable[[], list[Module]]]:
@@ -256,4 +256,190 @@ def minimize(
     return MinimizeResult(
         x=x.detach().clone(), fun=float(value), grad=grad.clone(), nit=nit, nfev=objective.nfev, ngev=objective.ngev,
         success=success, message=message, nhev=nhev,
+    )
+
+
+def _least_squares_methods() -> dict[str, Callable[[], list[Module]]]:
+    from . import modules as m
+
+    return {
+        "lm": lambda: [m.LevenbergMarquardt(m.GaussNewton(reg=0.0), more=True)],
+        "gauss-newton": lambda: [m.GaussNewton(), m.Backtracking()],
+        "lbfgs": lambda: [m.SumOfSquares(), m.LBFGS(), m.StrongWolfe()],
+    }
+
+
+#: The method strings :func:`least_squares` understands.
+LEAST_SQUARES_METHODS = ("lm", "gauss-newton", "lbfgs")
+
+
+@dataclass
+class LeastSquaresResult:
+    r"""What :func:`least_squares` found, named as scipy's ``least_squares`` result.
+
+    Attributes:
+        x: the last point (a tensor shaped like ``x0``).
+        fun: the residuals $r(x)$ (flattened).
+        cost: $\lVert r(x)\rVert^2$ (note: scipy's ``cost`` is half of it).
+        grad: the gradient of the cost, $2 J^T r$.
+        nit: steps taken.
+        nfev: evaluations of the residuals.
+        njev: evaluations of the Jacobian (or of the cost's gradient, for methods without $J$).
+        success: whether the gradient tolerance was met.
+        message: why it stopped.
+    """
+
+    x: Tensor
+    fun: Tensor
+    cost: float
+    grad: Tensor
+    nit: int
+    nfev: int
+    njev: int
+    success: bool
+    message: str
+
+
+class _Replay(torch.autograd.Function):
+    """Residuals evaluated earlier at a copy ``xc`` of ``x``, attached to ``x`` now: the backward
+    pass replays the graph kept from that evaluation (differentiably, for Jacobian products)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, values: Tensor, xc: Tensor, r: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.xc, ctx.r = xc, r
+        return values.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:  # type: ignore[override]
+        (g,) = torch.autograd.grad(ctx.r, ctx.xc, grad, retain_graph=True, create_graph=torch.is_grad_enabled(), allow_unused=True)
+        return (torch.zeros_like(ctx.xc) if g is None else g), None, None, None
+
+
+class _Residuals:
+    """``fun`` as a residual closure over ``x`` that counts its evaluations and remembers the
+    last one: the trial point a trust region accepted is not evaluated again at the next step
+    (the function is deterministic). ``fun`` runs on a copy of ``x`` whose graph is kept, since
+    ``x`` itself is moved in place between the evaluation and the use of its Jacobian."""
+
+    def __init__(self, fun: Callable[[Tensor], Any], x: Tensor):
+        self.fun, self.x = fun, x
+        self.nfev = 0
+        self.last: tuple[Tensor, Tensor, Tensor] | None = None  # (xc, r of xc with its graph, r's values)
+
+    def evaluate(self, backward: bool = True) -> Tensor:
+        last = self.last
+        if last is None or not _same(last[0], self.x.detach()):
+            self.nfev += 1
+            xc = self.x.detach().clone().requires_grad_()
+            with torch.enable_grad():
+                r = self.fun(xc)
+            if not isinstance(r, Tensor) or not r.is_floating_point():
+                raise TypeError(f"least_squares: fun must return the residuals as a floating-point tensor, got {r!r:.80}")
+            last = self.last = (xc, r, r.detach())
+        with torch.enable_grad():
+            return _Replay.apply(self.x, last[2], last[0], last[1])
+
+
+def least_squares(
+    fun: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    *modules: Any,
+    method: str | None = None,
+    tol: float = 1e-8,
+    max_steps: int = 1000,
+    max_evals: int | None = None,
+) -> LeastSquaresResult:
+    r"""Minimizes $\lVert r(x)\rVert_2^2$ for residuals ``r = fun(x)``, as
+    ``scipy.optimize.least_squares``; the Jacobian comes from autograd.
+
+    The chain is ``modules`` when given (with a least-squares module in it), else the one
+    ``method`` names (default ``"lm"``):
+
+    - ``"lm"``: ``LevenbergMarquardt(GaussNewton(reg=0.0), more=True)``, scipy's ``method="lm"``
+      (MINPACK's ``lmder``, Moré 1978);
+    - ``"gauss-newton"``: ``GaussNewton(), Backtracking()``;
+    - ``"lbfgs"``: ``SumOfSquares(), LBFGS(), StrongWolfe()``.
+
+    It stops with ``success=True`` when $\lVert 2 J^T r\rVert_\infty \le$ ``tol``, checked on
+    the gradient each step computes anyway (``TerminateByGradientNorm`` first in the chain), and
+    otherwise after ``max_steps`` steps or ``max_evals`` evaluations of ``fun``, or when a step
+    does not move ``x``. A point already evaluated (the trial point a trust region accepted) is
+    not evaluated again: each accepted point costs one evaluation of $r$ and one of $J$, as
+    MINPACK counts them.
+
+    Args:
+        fun: a function of one tensor returning the residuals (a tensor of any shape).
+        x0: the starting point; ``x`` keeps its shape, dtype and device.
+        *modules: the chain (optional).
+        method: a method string (see above), or ``None`` (``"lm"`` when no modules).
+        tol: the gradient tolerance, ``>= 0`` (default: ``1e-8``).
+        max_steps: steps at most (default: ``1000``).
+        max_evals: evaluations of ``fun`` at most, or ``None`` (default: ``None``).
+
+    Returns:
+        A :class:`LeastSquaresResult`.
+
+    Example:
+        >>> import torch, torchzero as tz
+        >>> t = torch.linspace(0, 4, 20, dtype=torch.float64)
+        >>> y = 2.5 * torch.exp(-1.3 * t)
+        >>> res = tz.least_squares(lambda p: p[0] * torch.exp(-p[1] * t) - y, torch.tensor([1.0, 0.5], dtype=torch.float64))
+        >>> res.success, res.x.round(decimals=6)
+        (True, tensor([2.5000, 1.3000], dtype=torch.float64))
+    """
+    from .modules import TerminateByGradientNorm
+
+    if not isinstance(x0, Tensor) or not x0.is_floating_point():
+        raise TypeError(f"least_squares: x0 must be a floating-point tensor, got {x0!r:.80}")
+    if modules and method is not None:
+        raise ValueError(f"least_squares: give either modules or method, not both (got method={method!r} and {len(modules)} modules)")
+    name = "lm" if method is None else method
+    if not modules:
+        chains = _least_squares_methods()
+        if name not in chains:
+            raise ValueError(f"least_squares: unknown method {name!r}; use one of {LEAST_SQUARES_METHODS} or pass modules")
+        modules = tuple(chains[name]())
+    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"least_squares: tol must be a finite number >= 0, got {tol!r}")
+    if not (isinstance(max_steps, int) and max_steps >= 0):
+        raise ValueError(f"least_squares: max_steps must be an integer >= 0, got {max_steps!r}")
+    if max_evals is not None and not (isinstance(max_evals, int) and max_evals >= 1):
+        raise ValueError(f"least_squares: max_evals must be an integer >= 1 or None, got {max_evals!r}")
+
+    x = torch.nn.Parameter(x0.detach().clone())
+    opt = Modular([x], TerminateByGradientNorm(tol, ord=math.inf), *modules)
+    if not opt._residuals:
+        raise ValueError("least_squares: the chain has no least-squares module (tz.m.GaussNewton or tz.m.SumOfSquares)")
+    residuals = _Residuals(fun, x)
+
+    def closure(backward: bool = True) -> Tensor:
+        return residuals.evaluate(backward)
+
+    nit = njev = 0
+    message = f"the maximum number of steps ({max_steps}) was reached"
+    success = False
+    while True:
+        if max_evals is not None and residuals.nfev >= max_evals:
+            message = f"the maximum number of evaluations ({max_evals}) was reached"
+            break
+        before = x.detach().clone()
+        opt.step(closure)
+        njev += int(opt.stats()["ngev"])
+        if opt.terminated:
+            success, message = True, "the gradient tolerance was met"
+            break
+        nit += 1
+        if not math.isfinite(float(opt.stats().get("nfev", 0.0))) or x.grad is None or not bool(torch.isfinite(x.grad).all()):
+            message = "the residuals or their gradient are not finite at x"
+            break
+        if _same(before, x.detach()):
+            message = "the step did not move x"
+            break
+        if nit >= max_steps:
+            break
+    r = residuals.evaluate().detach().reshape(-1)
+    grad = x.grad.detach().clone() if x.grad is not None else torch.zeros_like(x)
+    return LeastSquaresResult(
+        x=x.detach().clone(), fun=r.clone(), cost=float((r * r).sum()), grad=grad, nit=nit, nfev=residuals.nfev, njev=njev,
+        success=success, message=message,
     )

@@ -59,3 +59,54 @@ def levenberg_marquardt_path(residuals, x0: np.ndarray, steps: int, init: float 
         return r @ r, 2 * j.T @ r, 2 * j.T @ j
 
     return trust_region_path(f, np.array(x0, dtype=float), exact_trust_region_step, steps, init=init)
+
+
+def more_lm_path(residuals, x0: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Moré (1978) as MINPACK's ``lmder`` runs it, one trial per iteration: the scaled region
+    $\\lVert D p\\rVert \\le \\Delta$ with $D_i = \\max_k \\lVert J_{k,i}\\rVert$ (1 where 0),
+    $\\Delta_0 = 100 \\lVert D x_0\\rVert$ cut to the first step's length, the step taken when
+    the ratio is at least 1e-4, and the radius rules of ``lmder`` (written for $f = \\lVert r\\rVert^2$).
+    The accepted points."""
+    x = np.array(x0, dtype=float)
+    out: list[np.ndarray] = []
+    diag = None
+    delta = 0.0
+    first = True
+    for _ in range(steps):
+        r, j = residuals(x)
+        norms = np.linalg.norm(j, axis=0)
+        diag = norms if diag is None else np.maximum(diag, norms)
+        diag = np.where(diag > 0, diag, 1.0)
+        if first:
+            delta = 100 * np.linalg.norm(diag * x) or 100.0
+        # the subproblem in q = D p: the exact trust-region step on the scaled model
+        b = 2 * j.T @ j / np.outer(diag, diag)
+        g = 2 * j.T @ r / diag
+        q = exact_trust_region_step(b, g, delta)
+        p = q / diag
+        pnorm = np.linalg.norm(diag * p)
+        inside = pnorm < delta * (1 - 1e-9)
+        if first:
+            delta = min(delta, pnorm)
+            first = False
+        f0 = r @ r
+        r1, _ = residuals(x + p)
+        f1 = r1 @ r1
+        predicted = f0 - np.sum((r + j @ p) ** 2)
+        ratio = (f0 - f1) / predicted if predicted > 0 else 0.0
+        if ratio <= 0.25:
+            grown = not f1 < 100 * f0
+            if not grown and f1 <= f0:
+                temp = 0.5
+            else:
+                dirder = 2 * (j.T @ r) @ p  # the slope of f along p
+                temp = 0.5 * dirder / (dirder - (f1 - f0)) if dirder - (f1 - f0) < 0 else 0.1
+            if grown or temp < 0.1:
+                temp = 0.1
+            delta = temp * min(delta, pnorm / 0.1)
+        elif inside or ratio >= 0.75:
+            delta = pnorm / 0.5
+        if ratio >= 1e-4:
+            x = x + p
+            out.append(x.copy())
+    return out

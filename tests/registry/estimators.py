@@ -26,6 +26,7 @@ CASES = [
     Case("GaussNewton-Backtracking", lambda: [tz.m.GaussNewton(), tz.m.Backtracking()], ("GaussNewton", "Backtracking"), stateful=False, needs_closure=True, lr=1.0),
     Case("GaussNewton-matrix_free", lambda: tz.m.GaussNewton(reg=1e-3, matrix_free=True, maxiter=5), ("GaussNewton",), stateful=False, needs_closure=True, lr=0.5),
     Case("LevenbergMarquardt-GaussNewton", lambda: tz.m.LevenbergMarquardt(tz.m.GaussNewton()), ("LevenbergMarquardt", "GaussNewton"), needs_closure=True, lr=1.0),
+    Case("LevenbergMarquardt-more", lambda: tz.m.LevenbergMarquardt(tz.m.GaussNewton(reg=0.0), more=True), ("LevenbergMarquardt",), needs_closure=True, lr=1.0),
     Case("SumOfSquares-LBFGS", lambda: [tz.m.SumOfSquares(), tz.m.LBFGS()], ("SumOfSquares", "LBFGS"), needs_closure=True, lr=0.1),
 ]
 
@@ -41,5 +42,6 @@ BAD_ARGS = [
     *[BadArg(f"GaussNewton-reg={v!r}", lambda v=v: tz.m.GaussNewton(reg=v), (ValueError, TypeError), "GaussNewton.*reg") for v in [-1.0, NAN, None]],
     *[BadArg(f"GaussNewton-maxiter={v!r}", lambda v=v: tz.m.GaussNewton(maxiter=v), (ValueError, TypeError), "GaussNewton.*maxiter") for v in [0, 2.5]],
     BadArg("GaussNewton-matrix_free=1", lambda: tz.m.GaussNewton(matrix_free=1), TypeError, "GaussNewton.*matrix_free"),
+    *[BadArg(f"LevenbergMarquardt-more={v!r}", lambda v=v: tz.m.LevenbergMarquardt(more=v), TypeError, "LevenbergMarquardt.*more") for v in [1, "yes"]],
     BadArg("LevenbergMarquardt-hess_module=SumOfSquares", lambda: tz.m.LevenbergMarquardt(tz.m.SumOfSquares()), TypeError, "LevenbergMarquardt.*hess_module"),
 ]

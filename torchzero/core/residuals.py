@@ -67,15 +67,15 @@ class ResidualClosure:
 
     # ----------------------------------------------------------------- evaluation
     def _at_last(self) -> bool:
+        """Whether the parameters are where ``r`` was last evaluated and what it needs is kept:
+        untouched since (its graph still applies), or moved and put back with its Jacobian
+        already formed (autograd refuses a graph whose inputs were changed in place)."""
         last = self._last
         if last is None:
             return False
         if [p._version for p in self.params] == last[1]:
             return True
-        if all(torch.equal(a, p) for a, p in zip(last[0], self.params)):
-            self._last = (last[0], [p._version for p in self.params], last[2], last[3])
-            return True
-        return False
+        return last[3] is not None and all(torch.equal(a, p) for a, p in zip(last[0], self.params))
 
     def residuals(self) -> Tensor:
         """$r$ at the parameters, attached to its graph (evaluated once per point when
@@ -83,6 +83,9 @@ class ResidualClosure:
         if self.keep_jacobian and self._at_last():
             assert self._last is not None
             return self._last[2]
+        return self._evaluate()
+
+    def _evaluate(self) -> Tensor:
         with torch.enable_grad():
             r = self.evaluations(False)
         if not isinstance(r, Tensor) or not r.is_floating_point():

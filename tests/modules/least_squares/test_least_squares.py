@@ -14,6 +14,7 @@ from reference.least_squares import (
     freudenstein_roth,
     gauss_newton_path,
     levenberg_marquardt_path,
+    more_lm_path,
     rosenbrock,
 )
 from torchzero.core.residuals import ResidualClosure, jacobian
@@ -121,13 +122,25 @@ def test_levenberg_marquardt_iterates_match_the_reference(name):
 
 
 @pytest.mark.parametrize("name", list(TORCH_RESIDUALS))
+def test_more_levenberg_marquardt_iterates_match_the_minpack_transcription(name):
+    _, ref, x0 = TORCH_RESIDUALS[name]
+    expected = more_lm_path(ref, np.array(x0), 30)
+    got, _ = _run([tz.m.LevenbergMarquardt(tz.m.GaussNewton(reg=0.0), more=True, max_attempts=1)], name, 30)
+    live = [x for x in expected if ref(x)[0] @ ref(x)[0] > 1e-16]
+    assert len(got) >= len(live) > 2
+    for a, b in zip(got, live):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(TORCH_RESIDUALS))
 def test_levenberg_marquardt_reaches_scipy_least_squares_lm(name):
     scipy_optimize = pytest.importorskip("scipy.optimize")
     _, ref, x0 = TORCH_RESIDUALS[name]
     res = scipy_optimize.least_squares(lambda v: ref(v)[0], np.array(x0), jac=lambda v: ref(v)[1], method="lm", xtol=1e-12, ftol=1e-12, gtol=1e-12)
-    path, opt = _run([tz.m.LevenbergMarquardt(tz.m.GaussNewton())], name, 100)
-    r, _ = ref(path[-1])
-    assert r @ r <= 2 * res.fun @ res.fun + 1e-12
+    ours = tz.least_squares(TORCH_RESIDUALS[name][0], torch.tensor(x0, dtype=F64), tol=1e-10)
+    assert ours.cost <= 2 * res.fun @ res.fun + 1e-12
+    # MINPACK's counts, within a few: the same algorithm, stopped at a similar point
+    assert ours.nfev + ours.njev <= 1.5 * (res.nfev + res.njev) + 4
 
 
 def test_gauss_newton_needs_one_residual_and_one_jacobian_per_accepted_point():
@@ -204,3 +217,39 @@ def test_matrix_free_cannot_change_in_a_param_group():
     opt = tz.Modular([{"params": [x], "matrix_free": True}], tz.m.GaussNewton())
     with pytest.raises(ValueError, match="matrix_free is fixed"):
         opt.step(lambda backward=True: x - 1)
+
+
+# ---------------------------------------------------------------------------------- tz.least_squares
+@pytest.mark.parametrize("method", ["lm", "gauss-newton", "lbfgs"])
+def test_least_squares_methods_solve_the_exponential_fit(method):
+    fn, ref, x0 = TORCH_RESIDUALS["exp_decay"]
+    res = tz.least_squares(fn, torch.tensor(x0, dtype=F64), method=method, tol=1e-8)
+    assert res.success, res.message
+    r, j = ref(res.x.numpy())
+    np.testing.assert_allclose(res.fun.numpy(), r, rtol=1e-12, atol=1e-14)
+    assert np.abs(2 * j.T @ r).max() <= 1e-8 and res.cost == pytest.approx(r @ r, rel=1e-12)
+
+
+def test_least_squares_evaluates_an_accepted_trial_point_once():
+    fn, _, x0 = TORCH_RESIDUALS["rosenbrock"]
+    points = []
+
+    def counted(x):
+        points.append(x.detach().clone())
+        return fn(x)
+
+    res = tz.least_squares(counted, torch.tensor(x0, dtype=F64))
+    assert res.nfev == len(points)
+    assert len({tuple(p.tolist()) for p in points}) == len(points)  # no point evaluated twice
+
+
+def test_least_squares_refuses_bad_arguments():
+    x0 = torch.zeros(2, dtype=F64)
+    with pytest.raises(ValueError, match="unknown method"):
+        tz.least_squares(lambda x: x, x0, method="trf")
+    with pytest.raises(ValueError, match="no least-squares module"):
+        tz.least_squares(lambda x: x, x0, tz.m.LBFGS())
+    with pytest.raises(TypeError, match="floating-point tensor"):
+        tz.least_squares(lambda x: 3, x0)
+    with pytest.raises(ValueError, match="tol"):
+        tz.least_squares(lambda x: x, x0, tol=-1.0)

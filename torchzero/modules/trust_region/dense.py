@@ -13,7 +13,9 @@ from ...core.var import Var
 from ...functional.krylov import steihaug_cg
 from ...functional.trust_region import cubic_step, dogleg_step, exact_step
 from ..second_order.newton import MAX_NEWTON, Newton
-from .trust_region import TrustRegion
+from ...utils.validation import check_bool
+from ..quasi_newton.flat import flatten
+from .trust_region import Trial, TrustRegion
 
 __all__ = ["DenseTrustRegion", "Dogleg", "LevenbergMarquardt", "TrustCG", "CubicRegularization"]
 
@@ -58,8 +60,9 @@ class DenseTrustRegion(TrustRegion):
         init: float = 1.0,
         max_radius: float = 1000.0,
         max_attempts: int = 10,
+        **settings: Any,
     ):
-        super().__init__(dict(eta=eta, nplus=nplus, nminus=nminus, init=init, max_radius=max_radius, max_attempts=max_attempts))
+        super().__init__(dict(eta=eta, nplus=nplus, nminus=nminus, init=init, max_radius=max_radius, max_attempts=max_attempts, **settings))
         hess_module = Newton() if hess_module is None else hess_module
         if not callable(getattr(hess_module, "curvature", None)):
             raise TypeError(
@@ -138,8 +141,17 @@ class LevenbergMarquardt(DenseTrustRegion):
     Newton step is outside (or $B$ not positive definite), the exact solution of the
     subproblem (:func:`~torchzero.functional.trust_region.exact_step`, Nocedal & Wright
     Algorithm 4.3 with the hard case), the step of scipy's ``trust-exact``. With
-    ``hess_module=tz.m.GaussNewton()`` (when built) it is the classical least-squares method.
+    ``hess_module=tz.m.GaussNewton()`` it is the classical least-squares method.
     ``opt.stats()["LevenbergMarquardt/radius"]`` is the radius.
+
+    With ``more=True`` it is Moré's (1978) algorithm as MINPACK's ``lmder`` implements it (scipy's
+    ``least_squares(method="lm")`` with ``hess_module=tz.m.GaussNewton()``): the region is
+    $\lVert D d\rVert \le \Delta$ with $D_i = \max_k \sqrt{(B_k)_{ii}/2}$ (the norms of
+    $J$'s columns), $\Delta_0 = 100 \lVert D x_0\rVert$, at most the first step's length; a
+    step is taken when $\rho \ge 10^{-4}$; after $\rho \le 0.25$ the radius becomes
+    $t \min(\Delta, 10\lVert Dd\rVert)$ with $t \in [0.1, 0.5]$ from a parabola through the
+    losses, and after $\rho \ge 0.75$ (or a step inside the region) $2\lVert Dd\rVert$.
+    ``eta``, ``nplus``, ``nminus``, ``init`` and ``max_radius`` are then not used.
 
     The model matrix $B$ comes from ``hess_module``: by default ``tz.m.Newton()`` (the exact
     Hessian by autograd); a dense quasi-Newton module (``tz.m.BFGS()``, ``tz.m.SR1()``, ...)
@@ -155,6 +167,7 @@ class LevenbergMarquardt(DenseTrustRegion):
         init: the first radius (default: ``1``).
         max_radius: the largest radius (default: ``1000``).
         max_attempts: subproblems solved per step at most (default: ``10``).
+        more: Moré's scaling and radius rules (MINPACK's), see above (default: ``False``).
 
     Example:
         >>> import torch, torchzero as tz
@@ -178,8 +191,82 @@ class LevenbergMarquardt(DenseTrustRegion):
         Nocedal, J., & Wright, S. J. (2006). Numerical Optimization (2nd ed.), Section 4.3.
     """
 
+    def __init__(
+        self,
+        hess_module: Any = None,
+        eta: float = 0.15,
+        nplus: float = 2.0,
+        nminus: float = 0.25,
+        init: float = 1.0,
+        max_radius: float = 1000.0,
+        max_attempts: int = 10,
+        more: bool = False,
+    ):
+        super().__init__(hess_module, eta, nplus, nminus, init, max_radius, max_attempts, more=more)
+
+    def validate_settings(self, s: Mapping[str, Any]) -> None:
+        super().validate_settings(s)
+        if "more" in s:
+            check_bool("more", s["more"], owner=type(self).__name__)
+
+    def model(self, var: Var, settings: Mapping[str, Any], dtype: torch.dtype) -> Callable[[Tensor], Tensor]:
+        matvec = super().model(var, settings, dtype)
+        if settings["more"]:
+            self._scale(var, dtype)
+        return matvec
+
+    def _scale(self, var: Var, dtype: torch.dtype) -> None:
+        r"""Moré's $D$: $D_i = \max(D_i, \sqrt{B_{ii}/2})$ over the steps (for $B = 2J^TJ$ the
+        norms of $J$'s columns), 1 where that is 0; at the first step $\Delta_0 = 100 \lVert D x_0\rVert$
+        (100 if that is 0)."""
+        gs = self.global_state
+        b = self.model_matrix
+        assert b is not None
+        column = torch.sqrt(torch.diagonal(b).clamp(min=0) / 2)
+        scale = gs.get("scale")
+        if not isinstance(scale, Tensor) or scale.shape != column.shape:
+            scale = None
+        scale = column if scale is None else torch.maximum(scale.to(column), column)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        if "scale" not in gs:
+            x_norm = float((scale * flatten([p.detach() for p in var.params], dtype)).norm())
+            gs["radius"] = 100.0 * x_norm if x_norm > 0 else 100.0
+            gs["first"] = True
+        gs["scale"] = scale
+
     def subproblem(self, g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, settings: Mapping[str, Any]) -> tuple[Tensor, bool, float]:
-        return exact_step(g, self.model_matrix, radius)
+        b = self.model_matrix
+        assert b is not None
+        if not settings["more"]:
+            return exact_step(g, b, radius)
+        scale = self.global_state["scale"]  # the region ||D d|| <= radius: q = D d in the unit region
+        q, on_boundary, predicted = exact_step(g / scale, b / (scale[:, None] * scale[None, :]), radius)
+        return q / scale, on_boundary, predicted
+
+    def next_radius(self, radius: float, rho: float, d: Tensor, on_boundary: bool, settings: Mapping[str, Any], trial: Trial) -> float:
+        if not settings["more"]:
+            return super().next_radius(radius, rho, d, on_boundary, settings, trial)
+        gs = self.global_state
+        pnorm = float((gs["scale"] * d).norm())
+        if gs.pop("first", False):  # MINPACK: the first bound is at most the first step's length
+            radius = min(radius, pnorm)
+        if rho <= 0.25:
+            f0, f1 = trial.f0, trial.f1
+            grown = not (math.isfinite(f1) and f1 < 100.0 * f0)  # MINPACK's 0.1 * ||r1|| >= ||r||
+            if not grown and f1 <= f0:
+                temp = 0.5
+            else:  # the minimizer of the parabola through f0, its slope -g.d and f1
+                gd = float(trial.g @ d)
+                temp = 0.5 * gd / (gd + f1 - f0) if math.isfinite(f1) and gd + f1 - f0 > 0 else 0.1
+            if grown or temp < 0.1:
+                temp = 0.1
+            return temp * min(radius, pnorm / 0.1)
+        if not on_boundary or rho >= 0.75:
+            return pnorm / 0.5
+        return radius
+
+    def least_rho(self, settings: Mapping[str, Any]) -> float:
+        return 1e-4 if settings["more"] else super().least_rho(settings)
 
 
 class TrustCG(DenseTrustRegion):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -16,7 +16,7 @@ from ...utils.validation import MAX_ITERATIONS, check_int, check_number
 from ..line_search.line_search import _global_mean
 from ..quasi_newton.flat import flatten, layout, split_like, unflatten_, working_dtype
 
-__all__ = ["TrustRegion"]
+__all__ = ["TrustRegion", "Trial"]
 
 
 class _Memo:
@@ -39,6 +39,15 @@ class _Memo:
         del self.calls[i:]
         self.calls.append((v.clone(), out))
         return out
+
+
+class Trial(NamedTuple):
+    """What a radius rule may read about a trial: the model's gradient $u$ (flat) and the loss
+    before and at the trial point."""
+
+    g: Tensor
+    f0: float
+    f1: float
 
 
 class TrustRegion(Module):
@@ -148,11 +157,8 @@ class TrustRegion(Module):
             d, on_boundary, predicted = self.subproblem(g, matvec, radius, s)
             f1 = self._loss_at(var, d)
             rho = (f0 - f1) / predicted if predicted > 0 and math.isfinite(f1) else -math.inf
-            if rho < 0.25:
-                radius = max(radius * float(s["nminus"]), floor)
-            elif rho > 0.75 and on_boundary:
-                radius = min(float(s["nplus"]) * radius, float(s["max_radius"]))
-            if rho > s["eta"]:
+            radius = max(self.next_radius(radius, rho, d, on_boundary, s, Trial(g, f0, f1)), floor)
+            if rho > self.least_rho(s):
                 taken = d
                 break
             if not predicted > 0:  # the model predicts no decrease: nothing to gain from a smaller radius
@@ -168,6 +174,20 @@ class TrustRegion(Module):
             attempts=torch.tensor(float(attempts)),
         )
         return var
+
+    def next_radius(self, radius: float, rho: float, d: Tensor, on_boundary: bool, settings: Mapping[str, Any], trial: Trial) -> float:
+        """The radius after a trial with ratio ``rho`` of step ``d``: Nocedal & Wright's rule
+        (``nminus`` below 0.25, ``nplus`` above 0.75 on the boundary, up to ``max_radius``).
+        A subclass may use another (``LevenbergMarquardt(more=True)``: Moré's)."""
+        if rho < 0.25:
+            return radius * float(settings["nminus"])
+        if rho > 0.75 and on_boundary:
+            return min(float(settings["nplus"]) * radius, float(settings["max_radius"]))
+        return radius
+
+    def least_rho(self, settings: Mapping[str, Any]) -> float:
+        """The ratio a trial must exceed to be taken (``eta``)."""
+        return float(settings["eta"])
 
     @staticmethod
     def _least_radius(params: list[Tensor], dtype: torch.dtype) -> float:
