@@ -17,6 +17,9 @@ torch.optim.LBFGS and scipy's L-BFGS-B. Then the second-order methods (Newton-CG
 Newton-CG, LevenbergMarquardt, Dogleg, Newton) against scipy's Newton-CG, trust-ncg,
 trust-krylov, trust-exact and dogleg,
 counting evaluations of f alone, of the gradient, and Hessian(-vector) products, one each.
+Last, least squares: ``tz.least_squares(method="lm")`` (LevenbergMarquardt(GaussNewton(),
+more=True)) against ``scipy.optimize.least_squares(method="lm")`` (MINPACK) on the same
+problems in residual form, counting evaluations of the residuals and of the Jacobian, one each.
 """
 from __future__ import annotations
 
@@ -198,6 +201,75 @@ def run_scipy_second_order(problem: Problem, method: str, gtol: float, max_steps
     return Run(problem.name, f"scipy {method}", _solved(problem, fx, gnorm, gtol), fx, gnorm, counts["f"], counts["g"], nit, seconds, nhev=counts["h"])
 
 
+class _Stop(Exception):
+    """Raised by scipy's Jacobian callback once the gradient tolerance is met."""
+
+
+def run_tz_least_squares(problem: Problem, gtol: float, max_steps: int) -> Run:
+    t0 = time.perf_counter()
+    res = tz.least_squares(problem.residuals, problem.start(), method="lm", tol=gtol, max_steps=max_steps)
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, res.x)
+    return Run(problem.name, "torchzero lm", _solved(problem, fx, gnorm, gtol), fx, gnorm, res.nfev, res.njev, res.nit, seconds)
+
+
+def run_scipy_least_squares(problem: Problem, gtol: float, max_steps: int) -> Run:
+    """MINPACK's lmder through scipy, with counted residual and Jacobian callbacks, stopped as
+    soon as the Jacobian is asked for at a point where max|2 J^T r| <= gtol (scipy's own
+    tolerances set to 1e-15, so that this one decides)."""
+    counts = {"f": 0, "j": 0}
+    at: list[np.ndarray] = []
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        counts["f"] += 1
+        return problem.residuals(torch.from_numpy(x)).numpy()
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        counts["j"] += 1
+        xt = torch.from_numpy(x.copy())
+        j = torch.autograd.functional.jacobian(problem.residuals, xt)
+        if float((2 * j.T @ problem.residuals(xt)).abs().max()) <= gtol:
+            at.append(x.copy())
+            raise _Stop
+        return j.numpy()
+
+    t0 = time.perf_counter()
+    try:
+        res = scipy.optimize.least_squares(
+            fun, problem.start().numpy(), jac=jac, method="lm", ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=100 * max_steps
+        )
+        x, nit = res.x, int(res.njev)
+    except _Stop:
+        x, nit = at[-1], counts["j"]
+    seconds = time.perf_counter() - t0
+    fx, gnorm = _grad_inf(problem, torch.from_numpy(x))
+    return Run(problem.name, "scipy lm", _solved(problem, fx, gnorm, gtol), fx, gnorm, counts["f"], counts["j"], nit, seconds)
+
+
+LEAST_SQUARES_PAIRS = [("torchzero lm", "scipy lm")]
+
+
+def least_squares_set(gtol: float, max_steps: int) -> list[Run]:
+    runs = []
+    for p in PROBLEMS:
+        runs.append(run_tz_least_squares(p, gtol, max_steps))
+        runs.append(run_scipy_least_squares(p, gtol, max_steps))
+    return runs
+
+
+def least_squares_table(runs: list[Run]) -> str:
+    """Per problem: residual + Jacobian evaluations of each, "no (k)" unsolved."""
+    by = {(r.problem, r.method): r for r in runs}
+    out = ["| problem | torchzero lm (r + J) | scipy lm (r + J) |", "|---|---:|---:|"]
+    for p in PROBLEMS:
+        cells = []
+        for method in ("torchzero lm", "scipy lm"):
+            r = by.get((p.name, method))
+            cells.append("" if r is None else (f"{r.nfev} + {r.ngev}" if r.solved else f"no ({r.nfev} + {r.ngev})"))
+        out.append(f"| {p.name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 SECOND_ORDER_PAIRS = [
     ("torchzero newton-cg", "scipy Newton-CG"),
     ("torchzero trust-ncg", "scipy trust-ncg"),
@@ -357,6 +429,12 @@ def docs_tables(data: dict[str, object]) -> str:
         out += ["", "| torchzero / reference | ratio | problems | the reference solves, torchzero doesn't |", "|---|---:|---:|---|"]
         for pair, v in data["second_order_ratios"].items():  # type: ignore[union-attr]
             out.append(f"| {pair} | {v['geomean']:.3f} | {v['problems']} | {', '.join(v['missed']) or 'none'} |")
+    lsq = [Run(**r) for r in data.get("least_squares_runs", [])]  # type: ignore[union-attr]
+    if lsq:
+        out += ["", least_squares_table(lsq)]
+        out += ["", "| torchzero / reference | ratio | problems | the reference solves, torchzero doesn't |", "|---|---:|---:|---|"]
+        for pair, v in data["least_squares_ratios"].items():  # type: ignore[union-attr]
+            out.append(f"| {pair} | {v['geomean']:.3f} | {v['problems']} | {', '.join(v['missed']) or 'none'} |")
     large = [r for r in runs if r.problem not in small]
     out += ["", "| problem | torchzero | scipy L-BFGS-B | torch.optim.LBFGS | torchzero / torch | torchzero / scipy |", "|---|---:|---:|---:|---:|---:|"]
     for i in range(0, len(large), 3):
@@ -375,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--repeats", type=int, default=5, help="runs per method at each size, the fastest reported (default: 5)")
     parser.add_argument("--json", type=Path, help="write the runs and the summary to this file")
     parser.add_argument("--plot", type=Path, help="write a convergence plot (f - f* against evaluations) to this PNG")
-    parser.add_argument("--no-second-order", dest="second_order", action="store_false", help="skip the second-order methods")
+    parser.add_argument("--no-second-order", dest="second_order", action="store_false", help="skip the second-order and least-squares methods")
     parser.add_argument("--docs", type=Path, help="print the docs page's tables from this --json file and exit")
     args = parser.parse_args(argv)
     if args.docs is not None:
@@ -412,12 +490,24 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print("\nevaluations (f + g + Hessian-vector products), geometric mean over the problems both solve:")
         for pair, (ratio, count, missed) in second_ratios.items():
             print(f"  {pair}: {ratio:.3f} over {count} problems; the reference solves and torchzero doesn't: {missed or 'none'}")
+    lsq = least_squares_set(args.gtol, args.max_steps) if args.second_order else []
+    lsq_ratios = geometric_mean_ratios(lsq, LEAST_SQUARES_PAIRS, count=lambda r: r.nfev + r.ngev) if lsq else {}
+    if lsq:
+        print(f"\nleast squares, gtol={args.gtol:g}: evaluations of the residuals + of the Jacobian\n")
+        print(least_squares_table(lsq))
+        print("\nevaluations (r + J), geometric mean over the problems both solve:")
+        for pair, (ratio, count, missed) in lsq_ratios.items():
+            print(f"  {pair}: {ratio:.3f} over {count} problems; the reference solves and torchzero doesn't: {missed or 'none'}")
     summary: dict[str, object] = {
         "ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in ratios.items()},
         "second_order_ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in second_ratios.items()},
+        "least_squares_ratios": {k: {"geomean": v[0], "problems": v[1], "missed": v[2]} for k, v in lsq_ratios.items()},
     }
     if args.json is not None:
-        payload = {"runs": [asdict(r) | {"trace": []} for r in runs + large], "second_order_runs": [asdict(r) for r in second], **summary}
+        payload = {
+            "runs": [asdict(r) | {"trace": []} for r in runs + large], "second_order_runs": [asdict(r) for r in second],
+            "least_squares_runs": [asdict(r) for r in lsq], **summary,
+        }
         args.json.write_text(json.dumps(payload, indent=1))
         print(f"wrote {args.json}")
     return summary

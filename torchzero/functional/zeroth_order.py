@@ -74,8 +74,8 @@ def iter_direction(params: list[Tensor], seed: int, distribution: str) -> Iterat
     gens = generators(params, seed)
     for p in params:
         gen = gens[p.device]
-        if distribution == "rademacher":
-            yield torch.randint(0, 2, p.shape, generator=gen, device=p.device).to(p.dtype).mul_(2).sub_(1)
+        if distribution == "rademacher":  # drawn in place in p's dtype: no integer temporary
+            yield torch.empty(p.shape, device=p.device, dtype=p.dtype).bernoulli_(0.5, generator=gen).mul_(2).sub_(1)
         else:
             yield torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
 
@@ -233,7 +233,7 @@ def mezo_gradient(
         for p, z in zip(params, iter_direction(params, seed, distribution)):
             p.add_(z, alpha=alpha)
 
-    estimate = [torch.zeros_like(p) for p in params]
+    estimate: list[Tensor] | None = None  # made from the first direction itself: no zeros, no copy
     values: list[float] = []
     for seed in seeds:
         offset = 0.0  # where the parameters are: x + offset * z
@@ -249,8 +249,12 @@ def mezo_gradient(
                 move(seed, -offset)
         values += [fp, fm]
         d = (fp - fm) / (2 * h) / len(seeds)
-        for e, z in zip(estimate, iter_direction(params, seed, distribution)):
-            e.add_(z, alpha=d)
+        if estimate is None:
+            estimate = [z.mul_(d) for z in iter_direction(params, seed, distribution)]
+        else:
+            for e, z in zip(estimate, iter_direction(params, seed, distribution)):
+                e.add_(z, alpha=d)
+    assert estimate is not None
     return estimate, sum(values) / len(values)
 
 
