@@ -14,7 +14,7 @@ infinity norm of the gradient, the evaluations of f and of the gradient, and the
 Below the table: the geometric mean over the problems both solve of torchzero's evaluations
 over scipy's, per method pair, and, at the large sizes, the time per iteration against
 torch.optim.LBFGS and scipy's L-BFGS-B. Then the second-order methods (Newton-CG, trust-region
-Newton-CG, LevenbergMarquardt, Dogleg, Newton) against scipy's Newton-CG, trust-ncg,
+Newton-CG, LevenbergMarquardt with N&W's and with Moré's radius rules, Dogleg, Newton) against scipy's Newton-CG, trust-ncg,
 trust-krylov, trust-exact and dogleg,
 counting evaluations of f alone, of the gradient, and Hessian(-vector) products, one each.
 Last, least squares: ``tz.least_squares(method="lm")`` (LevenbergMarquardt(GaussNewton(),
@@ -142,9 +142,18 @@ def run_torch_lbfgs(problem: Problem, gtol: float, max_steps: int, trace: bool) 
     return Run(problem.name, "torch.optim.LBFGS", _solved(problem, fx, gnorm, gtol), fx, gnorm, evals[0], evals[0], nit, seconds, values)
 
 
+#: second-order chains without a method string of their own
+SECOND_ORDER_CHAINS: dict[str, Callable[[], list[object]]] = {
+    "lm-more": lambda: [tz.m.LevenbergMarquardt(more=True)],
+}
+
+
 def run_tz_second_order(problem: Problem, method: str, gtol: float, max_steps: int) -> Run:
     t0 = time.perf_counter()
-    res = tz.minimize(problem.f, problem.start(), method=method, tol=gtol, max_steps=max_steps)
+    if method in SECOND_ORDER_CHAINS:
+        res = tz.minimize(problem.f, problem.start(), *SECOND_ORDER_CHAINS[method](), tol=gtol, max_steps=max_steps)
+    else:
+        res = tz.minimize(problem.f, problem.start(), method=method, tol=gtol, max_steps=max_steps)
     seconds = time.perf_counter() - t0
     fx, gnorm = _grad_inf(problem, res.x)
     # counted as scipy's callbacks are: evaluations of f alone (every gradient evaluation of
@@ -275,6 +284,7 @@ SECOND_ORDER_PAIRS = [
     ("torchzero trust-ncg", "scipy trust-ncg"),
     ("torchzero trust-ncg", "scipy trust-krylov"),
     ("torchzero trust-exact", "scipy trust-exact"),
+    ("torchzero lm-more", "scipy trust-exact"),
     ("torchzero dogleg", "scipy dogleg"),
     ("torchzero newton", "scipy trust-exact"),
 ]
@@ -283,7 +293,7 @@ SECOND_ORDER_PAIRS = [
 def second_order_set(gtol: float, max_steps: int) -> list[Run]:
     runs = []
     for p in PROBLEMS:
-        for method in ("newton-cg", "trust-ncg", "trust-exact", "dogleg", "newton"):
+        for method in ("newton-cg", "trust-ncg", "trust-exact", "lm-more", "dogleg", "newton"):
             runs.append(run_tz_second_order(p, method, gtol, max_steps))
         for method in ("Newton-CG", "trust-ncg", "trust-krylov", "trust-exact", "dogleg"):
             runs.append(run_scipy_second_order(p, method, gtol, max_steps))
@@ -353,7 +363,8 @@ SECOND_ORDER_COLUMNS = [
     ("torchzero newton-cg", "torchzero NewtonCG"), ("scipy Newton-CG", "scipy Newton-CG"),
     ("torchzero trust-ncg", "torchzero NewtonCGSteihaug"), ("scipy trust-ncg", "scipy trust-ncg"),
     ("scipy trust-krylov", "scipy trust-krylov"), ("torchzero trust-exact", "torchzero LevenbergMarquardt"),
-    ("scipy trust-exact", "scipy trust-exact"), ("torchzero dogleg", "torchzero Dogleg"), ("scipy dogleg", "scipy dogleg"),
+    ("torchzero lm-more", "torchzero LevenbergMarquardt(more=True)"), ("scipy trust-exact", "scipy trust-exact"),
+    ("torchzero dogleg", "torchzero Dogleg"), ("scipy dogleg", "scipy dogleg"),
     ("torchzero newton", "torchzero Newton"),
 ]
 

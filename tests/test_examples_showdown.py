@@ -136,3 +136,21 @@ def test_classical_paths(tmp_path: Path) -> None:
     assert rosen["GD + Backtracking"] > 1e-3
     losses = dict(re.findall(r"^\s+(.+?)\s+final MSE (\S+)$", out, flags=re.MULTILINE))
     assert float(losses["L-BFGS + StrongWolfe"]) < float(losses["Adam (lr=1e-2)"]), out
+
+
+def test_curve_fit(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    out = run_example("curve_fit.py", "--out", str(tmp_path))
+    assert is_png(tmp_path / "curve_fit.png")
+    # both fits reach the same sum of squares on each model
+    for ours, theirs in zip(re.findall(r"torchzero lm .*SSE ([0-9.]+)", out), re.findall(r"scipy curve_fit +\[.*SSE ([0-9.]+)", out)):
+        assert abs(float(ours) - float(theirs)) <= 1e-5 * float(theirs)
+    assert len(re.findall(r"torchzero lm", out)) == 2
+
+
+def test_mezo(tmp_path: Path) -> None:
+    out = run_example("mezo.py", "--steps", "150", "--out", str(tmp_path), "--no-memory")
+    assert is_png(tmp_path / "mezo.png")
+    losses = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^   (.+?) +([0-9.e+-]+)$", out, re.M)}
+    assert set(losses) == {"MeZO + Adam", "MeZO + LR (ZO-SGD)", "Adam, backprop"}
+    assert losses["Adam, backprop"] < losses["MeZO + Adam"]  # per forward pass backprop is ahead
