@@ -118,6 +118,9 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "SPSA-Adam": lambda: [tz.m.SPSA(n_samples=2, seed=0), tz.m.Adam(), tz.m.LR(1e-2)],
     "MeZO-LR": lambda: [tz.m.MeZO(seed=1), tz.m.LR(1e-2)],
     "ForwardGradient-LR": lambda: [tz.m.ForwardGradient(seed=2), tz.m.LR(1e-2)],
+    # no seed: each rank's global generator is seeded differently before training (the worker
+    # does it for "-unseeded" cases); rank 0's draw is broadcast, so the replicas still agree
+    "SPSA-unseeded": lambda: [tz.m.SPSA(n_samples=2), tz.m.LR(1e-2)],
 }
 
 

@@ -151,6 +151,8 @@ def task_ddp_closure(rank: int, world: int, out: str, cases: str) -> None:
     for case in cases.split(","):
         model = DDP(make_model(torch.float64))
         opt = tz.Modular(model.parameters(), *CLOSURE_CASES[case]())
+        if case.endswith("-unseeded"):
+            torch.manual_seed(1000 + rank)
         train_closure(model, opt, rank, world)
         results[case] = full_params(model)
     torch.save(results, f"{out}/ddp_closure.rank{rank}.pt")

@@ -31,18 +31,18 @@ def newton_cg_direction(b_mat: np.ndarray, grad: np.ndarray, eps: float, maxiter
 
 
 def modified_newton_direction(hess: np.ndarray, grad: np.ndarray, damping: float = 0.0, shift: float = 1e-3) -> np.ndarray:
-    """``p`` with ``(H + damping I + tau I) p = -grad``: ``tau = 0`` when that matrix is positive
-    definite, else the smallest ``tau`` that makes its least eigenvalue ``shift * max|eigenvalue|``."""
+    """``p`` with ``(H + damping I) p = -grad`` when that matrix is positive definite, else with its
+    eigenvalues ``l`` replaced by ``max(|l|, shift * max|l|)`` (Nocedal & Wright Section 3.4,
+    eigenvalue modification)."""
     a = hess + damping * np.eye(grad.size)
     a = 0.5 * (a + a.T)
     try:
         chol = np.linalg.cholesky(a)
         return -np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
     except np.linalg.LinAlgError:
-        lam = np.linalg.eigvalsh(a)
-        floor = shift * np.abs(lam).max()
-        tau = max(0.0, floor - lam.min())
-        return -np.linalg.solve(a + tau * np.eye(grad.size), grad)
+        lam, q = np.linalg.eigh(a)
+        modified = np.maximum(np.abs(lam), shift * np.abs(lam).max())
+        return -q @ ((q.T @ grad) / modified)
 
 
 def eisenstat_walker_2(g_norm: float, g_norm_prev: float | None, eta_prev: float | None) -> float:

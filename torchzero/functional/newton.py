@@ -2,7 +2,7 @@ r"""Solving the Newton system $(H + \lambda I) x = u$ (stateless, dense).
 
 References:
     Nocedal, J., & Wright, S. J. (2006). Numerical Optimization (2nd ed.), Section 3.4
-    (modified Newton: a shifted Hessian when it is not positive definite).
+    (modified Newton: the Hessian's eigenvalues modified when it is not positive definite).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from torch import Tensor
 
 __all__ = ["newton_solve", "CHOLESKY", "SHIFTED", "LSTSQ", "EIGVAL_FN", "NONE"]
 
+#: How :func:`newton_solve` solved: Cholesky, modified eigenvalues (``SHIFTED``, the name kept
+#: from the uniform shift it replaced), least squares, ``eigval_fn``, not at all.
 CHOLESKY, SHIFTED, LSTSQ, EIGVAL_FN, NONE = 0, 1, 2, 3, 4
 
 
@@ -27,10 +29,12 @@ def newton_solve(
 
     - ``eigval_fn`` given: $x = Q f(\Lambda)^{-1} Q^T u$ from $H + \lambda I = Q \Lambda Q^T$
       (eigenvalues that ``f`` maps to 0 are dropped, as a pseudo-inverse does);
-    - else Cholesky; if $H + \lambda I$ is not positive definite, $(H + \lambda I + \tau I) x = u$
-      with $\tau$ making the smallest eigenvalue ``shift`` $\cdot \max|\Lambda|$ (so $x$ is a
-      descent direction, $u \cdot x > 0$; Nocedal & Wright, Section 3.4); if that isn't finite,
-      least squares.
+    - else Cholesky; if $H + \lambda I = Q \Lambda Q^T$ is not positive definite, its eigenvalues
+      modified: $x = Q \tilde\Lambda^{-1} Q^T u$ with $\tilde\lambda_i = \max(|\lambda_i|,$
+      ``shift`` $\cdot \max_j|\lambda_j|)$, negative curvature flipped and near-zero curvature
+      floored (so $x$ is a descent direction, $u \cdot x > 0$, that keeps the Newton step's
+      length along each well-curved direction; Nocedal & Wright, Section 3.4, eigenvalue
+      modification); if that isn't finite, least squares.
 
     Returns:
         ``(x, code)`` with ``code`` one of :data:`CHOLESKY`, :data:`SHIFTED`, :data:`LSTSQ`,
@@ -60,10 +64,10 @@ def newton_solve(
             return x, CHOLESKY
     try:
         lam, q = torch.linalg.eigh(a)
-        floor = shift * float(lam.abs().max())
+        size = lam.abs()
+        floor = shift * float(size.max())
         if floor > 0:
-            tau = max(0.0, floor - float(lam.min()))  # H + tau I: its smallest eigenvalue is the floor
-            x = q @ ((q.T @ u) / (lam + tau))
+            x = q @ ((q.T @ u) / size.clamp(min=floor))
             if _finite(x):
                 return x, SHIFTED
     except RuntimeError:  # the eigen-decomposition didn't converge

@@ -40,12 +40,12 @@ class Newton(Module):
 
     - with ``eigval_fn``: from the eigen-decomposition $H + \lambda I = Q \Lambda Q^T$ as
       $Q\, f(\Lambda)^{-1} Q^T u$ (``eigval_fn=torch.abs`` is saddle-free Newton);
-    - otherwise by Cholesky; when $H + \lambda I$ is not positive definite, with all its
-      eigenvalues shifted by the same $\tau$ so that the smallest is $10^{-3}\max|\Lambda|$
-      (Nocedal & Wright, Section 3.4), which keeps $x$ a descent direction; when that fails
-      (non-finite values), by least squares.
+    - otherwise by Cholesky; when $H + \lambda I$ is not positive definite, with its eigenvalues
+      modified to $\max(|\lambda_i|, 10^{-3}\max_j|\lambda_j|)$ (negative curvature flipped,
+      near-zero curvature floored; Nocedal & Wright, Section 3.4), which keeps $x$ a descent
+      direction; when that fails (non-finite values), by least squares.
 
-    ``opt.stats()["Newton/solver"]`` says which: 0 Cholesky, 1 shifted eigenvalues, 2 least
+    ``opt.stats()["Newton/solver"]`` says which: 0 Cholesky, 1 modified eigenvalues, 2 least
     squares, 3 ``eigval_fn``, 4 none (the update was kept: its Hessian was not finite);
     ``"Newton/hessians"`` is 1 (a Hessian formed).
 
