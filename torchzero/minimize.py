@@ -27,7 +27,7 @@ def _methods() -> dict[str, Callable[[], list[Module]]]:
         "newton": lambda: [m.Newton(), m.Backtracking()],
         "newton-cg": lambda: [m.NewtonCG(), m.StrongWolfe()],
         "trust-ncg": lambda: [m.NewtonCGSteihaug()],
-        "trust-exact": lambda: [m.LevenbergMarquardt()],
+        "trust-exact": lambda: [m.LevenbergMarquardt(more=True)],
         "dogleg": lambda: [m.Dogleg()],
     }
 
@@ -172,7 +172,8 @@ def minimize(
     - ``"cg"``: ``PolakRibiere(), StrongWolfe(c2=0.1, a_init="first-order")``;
     - ``"sr1"``: ``SR1(), StrongWolfe(plus_minus=True)``; ``"gd"``: ``Backtracking(maxiter=60)``;
     - ``"newton"``: ``Newton(), Backtracking()``; ``"newton-cg"``: ``NewtonCG(), StrongWolfe()``;
-    - ``"trust-ncg"``: ``NewtonCGSteihaug()``; ``"trust-exact"``: ``LevenbergMarquardt()``;
+    - ``"trust-ncg"``: ``NewtonCGSteihaug()``; ``"trust-exact"``: ``LevenbergMarquardt(more=True)``
+      (the subproblem solved exactly, as scipy's, in Moré's scaled region);
       ``"dogleg"``: ``Dogleg()`` (the scipy methods of these names).
 
     It stops with ``success=True`` when $\lVert \nabla f(x) \rVert_\infty \le$ ``tol`` (scipy's
