@@ -121,7 +121,28 @@ def _rprop(kw: dict[str, Any], used: dict[str, Any]) -> list:
     return chain
 
 
+def _adam_variant(module: Callable[[dict[str, Any]], Any], decoupled_ok: bool) -> Callable[[dict[str, Any], dict[str, Any]], list]:
+    """NAdam, RAdam (L2 or decoupled weight decay), Adamax, Adadelta (L2 only): the direction
+    between the weight decays, as for Adam."""
+
+    def build(kw: dict[str, Any], used: dict[str, Any]) -> list:
+        decoupled = decoupled_ok and used["decoupled_weight_decay"]
+        chain = _start(kw, used)
+        if used["weight_decay"] and not decoupled:
+            chain.append(tz.m.WeightDecay(kw["weight_decay"]))
+        chain.append(module(kw))
+        if used["weight_decay"] and decoupled:
+            chain.append(tz.m.WeightDecay(kw["weight_decay"]))
+        return chain
+
+    return build
+
+
 _BUILDERS: dict[type, Callable[[dict[str, Any], dict[str, Any]], list]] = {
+    torch.optim.NAdam: _adam_variant(lambda kw: tz.m.NAdam(kw["betas"], kw["eps"], kw["momentum_decay"]), True),
+    torch.optim.RAdam: _adam_variant(lambda kw: tz.m.RAdam(kw["betas"], kw["eps"]), True),
+    torch.optim.Adamax: _adam_variant(lambda kw: tz.m.Adamax(kw["betas"], kw["eps"]), False),
+    torch.optim.Adadelta: _adam_variant(lambda kw: tz.m.Adadelta(kw["rho"], kw["eps"]), False),
     torch.optim.Adam: lambda kw, used: _adam(kw, used, False),
     torch.optim.AdamW: lambda kw, used: _adam(kw, used, True),
     torch.optim.SGD: _sgd,

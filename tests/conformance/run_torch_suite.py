@@ -1,6 +1,7 @@
 """Runs PyTorch's own generic optimizer tests (``TestOptimRenewed`` in ``test/test_optim.py``)
-against torchzero: torch's ``OptimizerInfo`` entries for Adam, AdamW, SGD, RMSprop, Adagrad and
-Rprop are pointed at ``tz.Modular`` chains built by ``adapter.py`` from torch's own arguments.
+against torchzero: torch's ``OptimizerInfo`` entries for Adam, AdamW, SGD, RMSprop, Adagrad,
+Rprop, NAdam, RAdam, Adamax and Adadelta are pointed at ``tz.Modular`` chains built by
+``adapter.py`` from torch's own arguments.
 
 PyTorch's file is not part of this repository: it is read from the path given or, by default,
 from ``peer/torch/test_optim.py`` in a folder named ``shared`` next to the repository's own
@@ -22,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-NAMES = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Rprop")
+NAMES = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Rprop", "NAdam", "RAdam", "Adamax", "Adadelta")
 
 
 def _stub_torch_test_modules() -> None:

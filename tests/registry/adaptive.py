@@ -1,4 +1,5 @@
-"""Registry entries for the adaptive family beside Adam: RMSprop, Adagrad, Lion, Adan, Rprop, Orthogonalize."""
+"""Registry entries for the adaptive family beside Adam: NAdam, RAdam, Adamax, Adadelta, RMSprop, Adagrad, Lion, Adan,
+Rprop, Orthogonalize."""
 from __future__ import annotations
 
 import math
@@ -28,6 +29,12 @@ CASES = [
     ),
     Case("Lion", lambda: tz.m.Lion(), ("Lion",), lr=1e-3),
     Case("Adan", lambda: tz.m.Adan(), ("Adan",)),
+    Case("NAdam", lambda: tz.m.NAdam(), ("NAdam",)),
+    Case("NAdam-options", lambda: tz.m.NAdam((0.8, 0.99), 1e-6, 1e-2), ("NAdam",)),
+    Case("RAdam", lambda: tz.m.RAdam(), ("RAdam",)),
+    Case("RAdam-betas", lambda: tz.m.RAdam((0.5, 0.9), 1e-6), ("RAdam",)),
+    Case("Adamax", lambda: tz.m.Adamax(), ("Adamax",)),
+    Case("Adadelta", lambda: tz.m.Adadelta(0.95, 1e-5), ("Adadelta",), lr=1.0),
     Case("Rprop", lambda: tz.m.Rprop(), ("Rprop",)),
     Case("Rprop-torch", lambda: tz.m.Rprop(1.5, 0.25, lb=0.01, ub=10, backtrack=False, alpha=0.5), ("Rprop",)),
     Case(

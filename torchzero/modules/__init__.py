@@ -26,6 +26,10 @@ from .clipping import (
 )
 from .adaptive import (
     Adam,
+    NAdam,
+    RAdam,
+    Adamax,
+    Adadelta,
     RMSprop,
     Adagrad,
     Lion,
@@ -134,6 +138,10 @@ from .conjugate_gradient import (
 )
 
 __all__ = [
+    "NAdam",
+    "RAdam",
+    "Adamax",
+    "Adadelta",
     "GaussNewton",
     "SumOfSquares",
     "GradientEstimator",

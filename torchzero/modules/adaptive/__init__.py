@@ -1,10 +1,14 @@
 """Adaptive (per-coordinate step size) modules."""
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adan import Adan
 from .lion import Lion
+from .nadam import NAdam
 from .orthogonalize import Orthogonalize
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 
-__all__ = ["Adam", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
