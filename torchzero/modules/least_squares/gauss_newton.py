@@ -53,10 +53,10 @@ class GaussNewton(Module):
     model(x) - y``; it needn't call ``backward()``): ``Modular`` then presents every module with
     the loss $\lVert r\rVert^2$ and its gradient
     (:class:`~torchzero.core.residuals.ResidualClosure`), so line searches and trust regions
-    work as usual. With ``tz.m.LevenbergMarquardt(tz.m.GaussNewton())`` (the matrix $2J^TJ$ as
-    the trust region's model) it is the Levenberg-Marquardt method of scipy's
-    ``least_squares(method="lm")`` (Moré, 1978); alone, follow it with a line search
-    (``tz.m.Backtracking()``).
+    work as usual. As a trust region's model, ``tz.m.LevenbergMarquardt(tz.m.GaussNewton())``
+    is Levenberg-Marquardt, and with ``more=True`` the algorithm of scipy's
+    ``least_squares(method="lm")`` (MINPACK's ``lmder``, Moré 1978; what ``tz.least_squares``
+    runs); alone, follow it with a line search (``tz.m.Backtracking()``).
 
     Each accepted point costs one evaluation of $r$ and one of $J$ (``m`` backward passes,
     batched into one with ``batched``), the gradient coming from $J$; a trial point of a line
@@ -83,7 +83,7 @@ class GaussNewton(Module):
         >>> t = torch.linspace(0, 4, 20, dtype=torch.float64)
         >>> y = 2.5 * torch.exp(-1.3 * t)
         >>> ab = torch.nn.Parameter(torch.tensor([1.0, 0.5], dtype=torch.float64))
-        >>> opt = tz.Modular([ab], tz.m.LevenbergMarquardt(tz.m.GaussNewton()))
+        >>> opt = tz.Modular([ab], tz.m.LevenbergMarquardt(tz.m.GaussNewton(), more=True))
         >>> closure = lambda backward=True: ab[0] * torch.exp(-ab[1] * t) - y
         >>> for _ in range(30):
         ...     loss = opt.step(closure)
