@@ -138,7 +138,22 @@ def _adam_variant(module: Callable[[dict[str, Any]], Any], decoupled_ok: bool) -
     return build
 
 
+def _adafactor(kw: dict[str, Any], used: dict[str, Any]) -> list:
+    """Adafactor takes lr itself (no LR after it); torch's decoupled decay is scaled by lr."""
+    chain = _start(kw, used)
+    chain.append(tz.m.Adafactor(kw["lr"], kw["beta2_decay"], kw["eps"], kw["d"]))
+    if used["weight_decay"]:
+        if any(isinstance(v, torch.Tensor) for v in (kw["lr"], kw["weight_decay"])):
+            raise Unsupported("Adafactor with a Tensor lr and weight_decay: the decay is WeightDecay(lr * wd), a number")
+        chain.append(tz.m.WeightDecay(kw["lr"] * kw["weight_decay"]))
+    return chain
+
+
+#: Optimizers whose module takes lr itself: no trailing LR.
+_OWN_LR = (torch.optim.Adafactor,)
+
 _BUILDERS: dict[type, Callable[[dict[str, Any], dict[str, Any]], list]] = {
+    torch.optim.Adafactor: _adafactor,
     torch.optim.NAdam: _adam_variant(lambda kw: tz.m.NAdam(kw["betas"], kw["eps"], kw["momentum_decay"]), True),
     torch.optim.RAdam: _adam_variant(lambda kw: tz.m.RAdam(kw["betas"], kw["eps"]), True),
     torch.optim.Adamax: _adam_variant(lambda kw: tz.m.Adamax(kw["betas"], kw["eps"]), False),
@@ -185,7 +200,7 @@ def chain_for(torch_cls: type, kwargs: dict[str, Any], groups: list[dict[str, An
         if len({bool(o.get(key, False)) for o in every}) > 1:
             raise Unsupported(f"{torch_cls.__name__}: param groups that disagree on {key!r} (it chooses between modules)")
     used = {k: any(bool(_float(o.get(k, False))) for o in every) for k in _CHAIN_SHAPING}
-    modules = _BUILDERS[torch_cls](kw, used) + [tz.m.LR(kw["lr"])]
+    modules = _BUILDERS[torch_cls](kw, used) + ([] if torch_cls in _OWN_LR else [tz.m.LR(kw["lr"])])
     options: dict[str, Any] = {"nonfinite": "propagate"}  # torch.optim applies NaN steps as they are
     if fusable and kw.get("fused") is False:
         options["fused"] = False

@@ -139,3 +139,106 @@ def test_nadam_mu_product_is_kept_as_torch_keeps_it():
 def test_bad_arguments_name_the_argument(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+# ---------------------------------------------------------------------------------- Adafactor
+ADAFACTOR = {
+    "default": (lambda p: torch.optim.Adafactor(p, lr=1e-2), lambda p: tz.Modular(p, tz.m.Adafactor(lr=1e-2))),
+    "beta2_decay-eps-d-weight_decay": (
+        lambda p: torch.optim.Adafactor(p, lr=3e-2, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1),
+        lambda p: tz.Modular(p, tz.m.Adafactor(lr=3e-2, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0), tz.m.WeightDecay(3e-2 * 0.1)),
+    ),
+    "maximize": (lambda p: torch.optim.Adafactor(p, lr=1e-2, maximize=True), lambda p: tz.Modular(p, tz.m.Negate(), tz.m.Adafactor(lr=1e-2))),
+    "foreach": (lambda p: torch.optim.Adafactor(p, lr=1e-2, foreach=True), lambda p: tz.Modular(p, tz.m.Adafactor(lr=1e-2))),
+}
+
+
+class _ConvNet(torch.nn.Module):
+    """Parameters of every rank: a conv weight (4-D, factored over its last two dimensions),
+    matrices, vectors and a 0-dim scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3)
+        self.fc = torch.nn.Linear(12, 2)
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.tanh(self.conv(x)).flatten(1)) * self.scale
+
+
+# float32: the chain decays as x - (u + lr wd x), torch as x (1 - lr wd) - u; the rounding
+# difference grows to 1e-3 relative over 600 steps (float64 agrees to 1e-11)
+@pytest.mark.parametrize(("dtype", "rtol"), [(F64, 1e-11), (torch.float32, 2e-3)], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", list(ADAFACTOR))
+def test_adafactor_600_steps_match_torch_on_conv_matrix_vector_and_scalar_parameters(case, dtype, rtol):
+    make_torch, make_tz = ADAFACTOR[case]
+    torch.manual_seed(0)
+    theirs = _ConvNet().to(dtype)
+    ours = copy.deepcopy(theirs)
+    opts = [(theirs, make_torch(theirs.parameters())), (ours, make_tz(ours.parameters()))]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(600):
+        x = torch.randn(8, 2, 4, 4, generator=g).to(dtype)
+        for model, opt in opts:
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * 1e-2 if dtype == F64 else 1e-4)
+
+
+def test_adafactor_keeps_factored_state_for_matrices():
+    model = _ConvNet()
+    opt = tz.Modular(model.parameters(), tz.m.Adafactor())
+    model(torch.randn(4, 2, 4, 4)).sum().backward()
+    opt.step()
+    keys = {name: sorted(k.split(".")[-1] for k in opt.state[p]) for name, p in model.named_parameters()}
+    assert keys["conv.weight"] == ["col_var", "row_var", "step"] and keys["fc.bias"] == ["step", "variance"]
+    st = opt.state[model.conv.weight]
+    shapes = {k.split(".")[-1]: tuple(v.shape) for k, v in st.items() if k.endswith("_var")}
+    assert shapes == {"row_var": (3, 2, 3, 1), "col_var": (3, 2, 1, 3)}
+
+
+def test_adafactor_factors_of_another_shape_are_refused_before_anything_changes():
+    model = torch.nn.Linear(4, 3)
+    opt = tz.Modular(model.parameters(), tz.m.Adafactor())
+    model(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    sd = opt.state_dict()
+    key = next(k for k in sd["state"][0] if k.endswith("row_var"))
+    sd["state"][0][key] = torch.zeros(5, 1)
+    opt.load_state_dict(sd)  # a tensor of any shape loads (the factors are not shaped like the parameter)
+    before = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in opt.state[model.weight].items()}
+    w = model.weight.detach().clone()
+    with pytest.raises(ValueError, match="row_var"):
+        opt.step()
+    assert torch.equal(model.weight.detach(), w)
+    for k, v in opt.state[model.weight].items():
+        assert torch.equal(v, before[k]) if isinstance(v, torch.Tensor) else v == before[k]
+
+
+def test_adafactor_refuses_complex_parameters_as_torch_does():
+    z = torch.nn.Parameter(torch.randn(3, 2, dtype=torch.complex64))
+    opt = tz.Modular([z], tz.m.Adafactor())
+    z.grad = torch.ones_like(z)
+    with pytest.raises(RuntimeError, match="complex"):
+        opt.step()
+    assert not opt.state[z]
+
+
+def test_adafactor_lr_is_scheduled_through_the_param_groups():
+    ours, theirs = _model(F64), _model(F64)
+    opt_z = tz.Modular(ours.parameters(), tz.m.Adafactor(lr=1e-2))
+    opt_t = torch.optim.Adafactor(theirs.parameters(), lr=1e-2)
+    scheds = [torch.optim.lr_scheduler.StepLR(o, 10, 0.5) for o in (opt_z, opt_t)]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(40):
+        x = torch.randn(16, 5, generator=g, dtype=F64)
+        for model, opt, sched in ((ours, opt_z, scheds[0]), (theirs, opt_t, scheds[1])):
+            opt.zero_grad()
+            (model(x).sin() ** 2).mean().backward()
+            opt.step()
+            sched.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)

@@ -1,5 +1,6 @@
 """Adaptive (per-coordinate step size) modules."""
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
@@ -11,4 +12,4 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 
-__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
