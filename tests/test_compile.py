@@ -230,6 +230,7 @@ NOT_FULLGRAPH = {
     "NAdam": "reads its per-parameter step count and momentum product on the host (torch's single-tensor form)",
     "RAdam": "reads its per-parameter step count on the host to decide the rectification (torch's single-tensor form)",
     "Adamax": "reads its per-parameter step count on the host for the bias correction",
+    "ASGD": "reads its step size and averaging weight (0-dim state tensors, as torch keeps them) on the host",
     "Adafactor": "reads the parameter's and the update's norms on the host (torch's relative step size and clipping)",
     "GradientEstimator": "evaluates the closure (the loss at perturbed points) and computes on the host",
     "FDM": "evaluates the closure (the loss at perturbed points) and computes on the host",

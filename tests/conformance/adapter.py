@@ -149,11 +149,21 @@ def _adafactor(kw: dict[str, Any], used: dict[str, Any]) -> list:
     return chain
 
 
+def _asgd(kw: dict[str, Any], used: dict[str, Any]) -> list:
+    """ASGD takes lr itself (its step-size schedule); L2 weight decay before it."""
+    chain = _start(kw, used)
+    if used["weight_decay"]:
+        chain.append(tz.m.WeightDecay(kw["weight_decay"]))
+    chain.append(tz.m.ASGD(kw["lr"], kw["lambd"], kw["alpha"], kw["t0"]))
+    return chain
+
+
 #: Optimizers whose module takes lr itself: no trailing LR.
-_OWN_LR = (torch.optim.Adafactor,)
+_OWN_LR = (torch.optim.Adafactor, torch.optim.ASGD)
 
 _BUILDERS: dict[type, Callable[[dict[str, Any], dict[str, Any]], list]] = {
     torch.optim.Adafactor: _adafactor,
+    torch.optim.ASGD: _asgd,
     torch.optim.NAdam: _adam_variant(lambda kw: tz.m.NAdam(kw["betas"], kw["eps"], kw["momentum_decay"]), True),
     torch.optim.RAdam: _adam_variant(lambda kw: tz.m.RAdam(kw["betas"], kw["eps"]), True),
     torch.optim.Adamax: _adam_variant(lambda kw: tz.m.Adamax(kw["betas"], kw["eps"]), False),

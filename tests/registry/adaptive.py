@@ -35,6 +35,7 @@ CASES = [
     Case("RAdam-betas", lambda: tz.m.RAdam((0.5, 0.9), 1e-6), ("RAdam",)),
     Case("Adamax", lambda: tz.m.Adamax(), ("Adamax",)),
     Case("Adadelta", lambda: tz.m.Adadelta(0.95, 1e-5), ("Adadelta",), lr=1.0),
+    Case("ASGD", lambda: tz.m.ASGD(lr=1e-2, t0=2), ("ASGD",), lr=1.0),
     Case("Adafactor", lambda: tz.m.Adafactor(lr=1e-2), ("Adafactor",), lr=1.0, tags=frozenset({"real-only"})),
     Case("Adafactor-options", lambda: tz.m.Adafactor(3e-2, -0.5, (1e-20, 1e-2), 2.0), ("Adafactor",), lr=1.0, tags=frozenset({"real-only"})),
     Case("Rprop", lambda: tz.m.Rprop(), ("Rprop",)),

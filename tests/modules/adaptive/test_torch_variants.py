@@ -242,3 +242,28 @@ def test_adafactor_lr_is_scheduled_through_the_param_groups():
             sched.step()
     for a, b in zip(ours.parameters(), theirs.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------------- ASGD
+ASGD_CASES = {
+    "t0=100": (lambda p: torch.optim.ASGD(p, lr=1e-2, t0=100), lambda p: tz.Modular(p, tz.m.ASGD(lr=1e-2, t0=100))),
+    "options-weight_decay-maximize": (
+        lambda p: torch.optim.ASGD(p, lr=5e-2, lambd=1e-2, alpha=0.5, t0=50, weight_decay=0.01, maximize=True),
+        lambda p: tz.Modular(p, tz.m.Negate(), tz.m.WeightDecay(0.01), tz.m.ASGD(5e-2, 1e-2, 0.5, 50)),
+    ),
+    "default-t0": (lambda p: torch.optim.ASGD(p), lambda p: tz.Modular(p, tz.m.ASGD())),
+}
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(F64, 1e-11), (torch.float32, 2e-4)], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", list(ASGD_CASES))
+def test_asgd_600_steps_match_torch_with_the_average(case, dtype, rtol):
+    make_torch, make_tz = ASGD_CASES[case]
+    ours, theirs = _model(dtype), _model(dtype)
+    opt_t, opt_z = make_torch(theirs.parameters()), make_tz(ours.parameters())
+    _train(theirs, opt_t, 600)
+    _train(ours, opt_z, 600)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * 1e-2)
+        ax = next(v for k, v in opt_z.state[a].items() if k.endswith(".ax"))
+        torch.testing.assert_close(ax, opt_t.state[b]["ax"], rtol=rtol, atol=rtol * 1e-2)

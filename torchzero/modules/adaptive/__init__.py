@@ -4,6 +4,7 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
+from .asgd import ASGD
 from .adan import Adan
 from .lion import Lion
 from .nadam import NAdam
@@ -12,4 +13,4 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 
-__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
