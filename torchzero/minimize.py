@@ -154,6 +154,30 @@ class _Objective:
         return value
 
 
+def _prepare(
+    owner: str, x0: Any, modules: tuple[Any, ...], method: str | None, default: str,
+    chains: dict[str, Callable[[], list[Module]]], names: tuple[str, ...], tol: Any, max_steps: Any, max_evals: Any,
+) -> tuple[Any, ...]:
+    """The checked arguments of :func:`minimize` and :func:`least_squares`: the chain (given, or
+    the method's), with errors that name the function and the argument."""
+    if not isinstance(x0, Tensor) or not x0.is_floating_point():
+        raise TypeError(f"{owner}: x0 must be a floating-point tensor, got {x0!r:.80}")
+    if modules and method is not None:
+        raise ValueError(f"{owner}: give either modules or method, not both (got method={method!r} and {len(modules)} modules)")
+    name = default if method is None else method
+    if not modules:
+        if name not in chains:
+            raise ValueError(f"{owner}: unknown method {name!r}; use one of {names} or pass modules")
+        modules = tuple(chains[name]())
+    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"{owner}: tol must be a finite number >= 0, got {tol!r}")
+    if not (isinstance(max_steps, int) and max_steps >= 0):
+        raise ValueError(f"{owner}: max_steps must be an integer >= 0, got {max_steps!r}")
+    if max_evals is not None and not (isinstance(max_evals, int) and max_evals >= 1):
+        raise ValueError(f"{owner}: max_evals must be an integer >= 1 or None, got {max_evals!r}")
+    return modules
+
+
 def minimize(
     f: Callable[[Tensor], Tensor],
     x0: Tensor,
@@ -200,22 +224,7 @@ def minimize(
         >>> res.success, res.x.round(decimals=4), res.message
         (True, tensor([1., 1.], dtype=torch.float64), 'the gradient tolerance was met')
     """
-    if not isinstance(x0, Tensor) or not x0.is_floating_point():
-        raise TypeError(f"minimize: x0 must be a floating-point tensor, got {x0!r:.80}")
-    if modules and method is not None:
-        raise ValueError(f"minimize: give either modules or method, not both (got method={method!r} and {len(modules)} modules)")
-    name = "lbfgs" if method is None else method
-    if not modules:
-        chains = _methods()
-        if name not in chains:
-            raise ValueError(f"minimize: unknown method {name!r}; use one of {METHODS} or pass modules")
-        modules = tuple(chains[name]())
-    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
-        raise ValueError(f"minimize: tol must be a finite number >= 0, got {tol!r}")
-    if not (isinstance(max_steps, int) and max_steps >= 0):
-        raise ValueError(f"minimize: max_steps must be an integer >= 0, got {max_steps!r}")
-    if max_evals is not None and not (isinstance(max_evals, int) and max_evals >= 1):
-        raise ValueError(f"minimize: max_evals must be an integer >= 1 or None, got {max_evals!r}")
+    modules = _prepare("minimize", x0, modules, method, "lbfgs", _methods(), METHODS, tol, max_steps, max_evals)
 
     x = torch.nn.Parameter(x0.detach().clone())
     opt = Modular([x], *modules)
@@ -390,22 +399,9 @@ def least_squares(
     """
     from .modules import TerminateByGradientNorm
 
-    if not isinstance(x0, Tensor) or not x0.is_floating_point():
-        raise TypeError(f"least_squares: x0 must be a floating-point tensor, got {x0!r:.80}")
-    if modules and method is not None:
-        raise ValueError(f"least_squares: give either modules or method, not both (got method={method!r} and {len(modules)} modules)")
-    name = "lm" if method is None else method
-    if not modules:
-        chains = _least_squares_methods()
-        if name not in chains:
-            raise ValueError(f"least_squares: unknown method {name!r}; use one of {LEAST_SQUARES_METHODS} or pass modules")
-        modules = tuple(chains[name]())
-    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
-        raise ValueError(f"least_squares: tol must be a finite number >= 0, got {tol!r}")
-    if not (isinstance(max_steps, int) and max_steps >= 0):
-        raise ValueError(f"least_squares: max_steps must be an integer >= 0, got {max_steps!r}")
-    if max_evals is not None and not (isinstance(max_evals, int) and max_evals >= 1):
-        raise ValueError(f"least_squares: max_evals must be an integer >= 1 or None, got {max_evals!r}")
+    modules = _prepare(
+        "least_squares", x0, modules, method, "lm", _least_squares_methods(), LEAST_SQUARES_METHODS, tol, max_steps, max_evals
+    )
 
     x = torch.nn.Parameter(x0.detach().clone())
     opt = Modular([x], TerminateByGradientNorm(tol, ord=math.inf), *modules)

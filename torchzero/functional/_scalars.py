@@ -6,7 +6,7 @@ from typing import Any, Union
 
 import torch
 
-__all__ = ["Scalar", "is_one", "is_value", "smap", "collapse"]
+__all__ = ["Scalar", "is_one", "is_value", "smap", "collapse", "torch_scalar_dtype"]
 
 Scalar = Union[float, Sequence[float]]
 """One number for every tensor, or a list with one number per tensor."""
@@ -46,3 +46,9 @@ def collapse(x: Any) -> Any:
     if torch.compiler.is_compiling():
         return first if all(float(v) == float(first) for v in x) else list(x)
     return first if all(v == first for v in x) else list(x)
+
+
+def torch_scalar_dtype() -> torch.dtype:
+    """The dtype torch.optim keeps its per-parameter scalars in (step counts, NAdam's momentum
+    product, ASGD's step size): float64 when that is the default dtype, else float32."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32

@@ -9,14 +9,10 @@ from torch import Tensor
 
 from ...core.settings import as_list, host_numbers
 from ...core.transform import Context, Settings, States, Transform
+from ...functional._scalars import torch_scalar_dtype
 from ...utils.validation import check_number
 
 __all__ = ["ASGD"]
-
-
-def _scalar_dtype() -> torch.dtype:
-    """The dtype torch.optim keeps its per-parameter scalars in."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 class ASGD(Transform):
@@ -68,7 +64,7 @@ class ASGD(Transform):
                 check_number(key, s[key], owner=o)
 
     def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
-        dtype = _scalar_dtype()
+        dtype = torch_scalar_dtype()
         return {
             "eta": torch.as_tensor(float(host_numbers(setting["lr"])), dtype=dtype).clone(),
             "mu": torch.ones((), dtype=dtype),

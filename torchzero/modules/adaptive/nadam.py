@@ -9,16 +9,12 @@ from torch import Tensor
 
 from ...core.settings import as_list
 from ...core.transform import Context, Settings, States, Transform
+from ...functional._scalars import torch_scalar_dtype
 from ...functional.adam_variants import nadam_direction
 from ...utils.validation import check_number
 from ._betas import check_betas
 
 __all__ = ["NAdam"]
-
-
-def _scalar_dtype() -> torch.dtype:
-    """The dtype torch.optim keeps its per-parameter scalars in."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 class NAdam(Transform):
@@ -69,7 +65,7 @@ class NAdam(Transform):
         return {
             "exp_avg": torch.zeros_like(tensor, memory_format=torch.preserve_format),
             "exp_avg_sq": torch.zeros_like(tensor, memory_format=torch.preserve_format),
-            "mu_product": torch.ones((), dtype=_scalar_dtype()),
+            "mu_product": torch.ones((), dtype=torch_scalar_dtype()),
         }
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:

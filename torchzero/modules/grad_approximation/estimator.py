@@ -11,8 +11,8 @@ from torch import Tensor
 from ...core.capabilities import Capabilities
 from ...core.module import Module
 from ...core.var import Var
-from ...functional.zeroth_order import sample_seed
-from ...utils.validation import MAX_ITERATIONS, check_int, check_number
+from ...functional.zeroth_order import FORMULAS, normalize_formula, sample_seed
+from ...utils.validation import MAX_ITERATIONS, check_choice, check_int, check_number
 from ..line_search.line_search import _global_mean
 from ..second_order.graph import check_params
 
@@ -72,8 +72,16 @@ class GradientEstimator(Module):
 
     CAPABILITIES = Capabilities(estimates_grad=True)
 
+    def normalize_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        out = super().normalize_settings(settings)
+        if "formula" in out:  # torchzero 0.3.x's names ("central2") as ours
+            out["formula"] = normalize_formula(out["formula"])
+        return out
+
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = type(self).__name__
+        if "formula" in s:
+            check_choice("formula", s["formula"], FORMULAS, owner=o)
         if "h" in s:
             check_number("h", s["h"], owner=o, min=0.0, min_inclusive=False)
         if "n_samples" in s:

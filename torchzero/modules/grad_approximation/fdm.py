@@ -7,8 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from ...core.var import Var
-from ...functional.zeroth_order import FORMULAS, fd_gradient, normalize_formula
-from ...utils.validation import check_choice
+from ...functional.zeroth_order import fd_gradient
 from .estimator import GradientEstimator
 
 __all__ = ["FDM", "MAX_FDM"]
@@ -55,17 +54,6 @@ class FDM(GradientEstimator):
 
     def __init__(self, h: float = 1e-3, formula: str = "central"):
         super().__init__(dict(h=h, formula=formula))
-
-    def normalize_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        out = super().normalize_settings(settings)
-        if "formula" in out:
-            out["formula"] = normalize_formula(out["formula"])
-        return out
-
-    def validate_settings(self, s: Mapping[str, Any]) -> None:
-        super().validate_settings(s)
-        if "formula" in s:
-            check_choice("formula", s["formula"], FORMULAS, owner=type(self).__name__)
 
     def seeds(self, settings: Mapping[str, Any], n: int) -> list[int]:
         return []  # nothing random

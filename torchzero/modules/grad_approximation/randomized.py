@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from ...core.var import Var
-from ...functional.zeroth_order import DISTRIBUTIONS, FORMULAS, normalize_formula, randomized_gradient
+from ...functional.zeroth_order import DISTRIBUTIONS, randomized_gradient
 from ...utils.validation import check_choice
 from .estimator import GradientEstimator
 
@@ -72,19 +72,10 @@ class RandomizedFDM(GradientEstimator):
     ):
         super().__init__(dict(h=h, n_samples=n_samples, formula=formula, distribution=distribution, seed=seed))
 
-    def normalize_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        out = super().normalize_settings(settings)
-        if "formula" in out:
-            out["formula"] = normalize_formula(out["formula"])
-        return out
-
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         super().validate_settings(s)
-        o = type(self).__name__
-        if "formula" in s:
-            check_choice("formula", s["formula"], FORMULAS, owner=o)
         if "distribution" in s:
-            check_choice("distribution", s["distribution"], DISTRIBUTIONS, owner=o)
+            check_choice("distribution", s["distribution"], DISTRIBUTIONS, owner=type(self).__name__)
 
     def estimate(self, var: Var, settings: Mapping[str, Any], seeds: list[int]) -> tuple[list[Tensor], float]:
         return randomized_gradient(self.loss_fn(var), var.params, float(settings["h"]), settings["formula"], seeds, settings["distribution"])
