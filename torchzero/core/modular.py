@@ -338,7 +338,12 @@ class Modular(torch.optim.Optimizer):
                 the parameters back before the update is applied. ``opt.stats()["nfev"]`` and
                 ``["ngev"]`` count the calls of the last step and those with ``backward``, as
                 scipy's ``nfev``/``njev``. Plain zero-argument closures work for chains that
-                don't call it again.
+                don't call it again. Two kinds of chain read the closure differently: one whose
+                first module estimates the gradient (``tz.m.SPSA``, ``tz.m.MeZO``, ...) makes
+                no call of its own, only the module's ``closure(False)`` calls, and steps every
+                parameter that requires a gradient; one with a least-squares module
+                (``tz.m.GaussNewton``, ``tz.m.SumOfSquares``) takes a closure that returns
+                residuals, and every module sees their sum of squares as the loss.
 
         Returns:
             The loss returned by the closure, or ``None``.
