@@ -106,6 +106,13 @@ CHAINS: dict[str, tuple[Any, ...]] = {
         {},
         3,
     ),
+    # in float32: with the default bfloat16 iteration the compiled step agrees with eager to
+    # bfloat16 rounding only (inductor fuses the normalization in float32 before rounding)
+    "Muon": (
+        lambda: [tz.m.Muon(ns_dtype="float32"), tz.m.Orthogonalize(ns_dtype="float32", adjust_lr=True, adjust_lr_fn="match_rms_adamw"), tz.m.LR(1e-2)],
+        {},
+        3,
+    ),
     "momentum": (
         lambda: [
             tz.m.EMA(0.8, dampening=0.3, debiased=True),

@@ -158,12 +158,21 @@ def _asgd(kw: dict[str, Any], used: dict[str, Any]) -> list:
     return chain
 
 
+def _muon(kw: dict[str, Any], used: dict[str, Any]) -> list:
+    """Muon's direction, then its decoupled weight decay (torch's default 0.1)."""
+    chain: list = [tz.m.Muon(kw["momentum"], kw["nesterov"], kw["ns_coefficients"], kw["eps"], kw["ns_steps"], kw["adjust_lr_fn"])]
+    if used["weight_decay"]:
+        chain.append(tz.m.WeightDecay(kw["weight_decay"]))
+    return chain
+
+
 #: Optimizers whose module takes lr itself: no trailing LR.
 _OWN_LR = (torch.optim.Adafactor, torch.optim.ASGD)
 
 _BUILDERS: dict[type, Callable[[dict[str, Any], dict[str, Any]], list]] = {
     torch.optim.Adafactor: _adafactor,
     torch.optim.ASGD: _asgd,
+    torch.optim.Muon: _muon,
     torch.optim.NAdam: _adam_variant(lambda kw: tz.m.NAdam(kw["betas"], kw["eps"], kw["momentum_decay"]), True),
     torch.optim.RAdam: _adam_variant(lambda kw: tz.m.RAdam(kw["betas"], kw["eps"]), True),
     torch.optim.Adamax: _adam_variant(lambda kw: tz.m.Adamax(kw["betas"], kw["eps"]), False),
@@ -206,7 +215,8 @@ def chain_for(torch_cls: type, kwargs: dict[str, Any], groups: list[dict[str, An
     every = [kw] + [{**kw, **{k: v for k, v in g.items() if k != "params"}} for g in groups]
     for options in every:
         _common(torch_cls.__name__, options, fusable)
-    for key in _MUST_AGREE:
+    # Muon's nesterov is a setting of the Muon module, not a choice between modules
+    for key in () if torch_cls is torch.optim.Muon else _MUST_AGREE:
         if len({bool(o.get(key, False)) for o in every}) > 1:
             raise Unsupported(f"{torch_cls.__name__}: param groups that disagree on {key!r} (it chooses between modules)")
     used = {k: any(bool(_float(o.get(k, False))) for o in every) for k in _CHAIN_SHAPING}

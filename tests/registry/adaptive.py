@@ -1,8 +1,10 @@
 """Registry entries for the adaptive family beside Adam: NAdam, RAdam, Adamax, Adadelta, RMSprop, Adagrad, Lion, Adan,
-Rprop, Orthogonalize."""
+Rprop, Orthogonalize, Muon."""
 from __future__ import annotations
 
 import math
+
+import torch
 
 import torchzero as tz
 
@@ -56,6 +58,14 @@ CASES = [
         target_grad=True,
         make_grad=lambda: tz.m.Orthogonalize(3, adjust_lr=True, dual_norm_correction=True, method="svd", target="grad"),
     ),
+    Case(
+        "Orthogonalize-bfloat16-moonlight",
+        lambda: tz.m.Orthogonalize(adjust_lr=True, ns_dtype="bfloat16", adjust_lr_fn="match_rms_adamw", eps=1e-6),
+        ("Orthogonalize",),
+        stateful=False,
+    ),
+    Case("Muon", lambda: tz.m.Muon(), ("Muon",)),
+    Case("Muon-float64-options", lambda: tz.m.Muon(0.9, False, (3.0, -3.2, 1.2), 1e-6, 3, "match_rms_adamw", "float64"), ("Muon",)),
 ]
 
 NAN, INF = math.nan, math.inf
@@ -132,6 +142,22 @@ BAD_ARGS = [
             "dual_norm_correction": _BOOL,
             "method": ["svd2", "Newton-Schulz", "qr", None, 1],
             "target": ["gradient", None, 1],
+            "ns_dtype": ["bf16", "float16", torch.float32, 1],
+            "adjust_lr_fn": ["moonlight", "", 1],
+            "ns_coefficients": [(1.0, 2.0), (1.0, NAN, 2.0), "abc", None],
+            "eps": _NONNEG,
+        },
+    ),
+    *_matrix(
+        "Muon",
+        {
+            "momentum": _BETA,
+            "nesterov": _BOOL,
+            "ns_steps": [0, 2.5, None],
+            "ns_dtype": ["bf16", torch.bfloat16],
+            "adjust_lr_fn": ["none", 0],
+            "ns_coefficients": [(1.0, 2.0), (1.0, INF, 2.0)],
+            "eps": _NONNEG,
         },
     ),
 ]

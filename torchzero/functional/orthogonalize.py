@@ -7,19 +7,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import math
+
 import torch
 from torch import Tensor
 
-__all__ = ["NS_COEFFICIENTS", "newton_schulz", "svd_orthogonalize", "orthogonalize", "ORTHOGONALIZE_METHODS"]
+__all__ = [
+    "NS_COEFFICIENTS", "NS_DTYPES", "ORTHOGONALIZE_METHODS", "ADJUST_LR_FNS",
+    "newton_schulz", "svd_orthogonalize", "orthogonalize", "muon_lr_ratio", "muon_direction",
+]
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 """The quintic Newton-Schulz coefficients $(a, b, c)$ of Muon (Jordan et al., 2024)."""
 
 ORTHOGONALIZE_METHODS = ("newton-schulz", "svd")
 
+NS_DTYPES: dict[str | None, torch.dtype | None] = {
+    None: None, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64,
+}
+"""The names ``ns_dtype`` accepts: ``None`` is float32, or float64 for float64 input."""
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
+"""torch.optim.Muon's ``adjust_lr_fn`` values (``None`` is ``"original"``)."""
+
+
+def _compute_dtype(dtype: torch.dtype, ns_dtype: torch.dtype | None = None) -> torch.dtype:
+    if ns_dtype is not None:
+        return ns_dtype
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def muon_lr_ratio(rows: int, cols: int, adjust_lr_fn: str | None) -> float:
+    r"""torch.optim.Muon's shape factor of the step: $\sqrt{\max(1, \text{rows}/\text{cols})}$
+    for ``None``/``"original"`` (Jordan et al.), $0.2\sqrt{\max(\text{rows}, \text{cols})}$
+    for ``"match_rms_adamw"`` (Liu et al., 2025: the update's RMS then matches AdamW's)."""
+    if adjust_lr_fn == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(rows, cols))
+    return math.sqrt(max(1, rows / cols))
 
 
 def _matmul_add(x: Tensor, m1: Tensor, m2: Tensor, *, beta: float = 1.0, alpha: float = 1.0) -> Tensor:
@@ -27,22 +51,34 @@ def _matmul_add(x: Tensor, m1: Tensor, m2: Tensor, *, beta: float = 1.0, alpha: 
     return beta * x + alpha * (m1 @ m2)
 
 
-def newton_schulz(G: Tensor, steps: int = 5) -> Tensor:
+def newton_schulz(
+    G: Tensor,
+    steps: int = 5,
+    coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
     r"""Approximately orthogonalizes the matrices in the last two dims of ``G`` (a new tensor).
 
-    $X_0 = G / (\|G\|_F + 10^{-7})$, then ``steps`` times
+    $X_0 = G / \max(\|G\|_F, \epsilon)$, then ``steps`` times
     $A = X X^\top,\ X \leftarrow aX + (bA + cA^2) X$ with the quintic coefficients
-    $(a, b, c) = (3.4445, -4.7750, 2.0315)$, on the wide orientation (transposed when there are
-    more rows than columns). The iteration maps each singular value $\sigma \in (0, 1]$ near 1
-    (roughly into $[0.7, 1.2]$) and keeps the singular vectors; zero stays zero. Computed in
-    float32 (float64 for float64 input) and returned in the dtype of ``G``.
+    $(a, b, c)$ (default $(3.4445, -4.7750, 2.0315)$), on the wide orientation (transposed when
+    there are more rows than columns). The iteration maps each singular value
+    $\sigma \in (0, 1]$ near 1 (roughly into $[0.7, 1.2]$) and keeps the singular vectors; zero
+    stays zero.
+
+    The operations are torch.optim.Muon's, in its order (the norm clamped at ``eps``, then
+    ``addmm(A, A, A, beta=b, alpha=c)`` and ``addmm(X, B, X, beta=a)``), so with
+    ``dtype=torch.bfloat16`` the result is the one torch.optim.Muon steps with, bit for bit on
+    the CPU. ``dtype=None`` computes in float32 (float64 for float64 input). The result is
+    returned in the dtype of ``G`` (converting from bfloat16 is exact).
     """
-    a, b, c = NS_COEFFICIENTS
-    X = G.to(_compute_dtype(G.dtype))
+    a, b, c = coefficients
+    X = G.to(_compute_dtype(G.dtype, dtype))
     tall = X.size(-2) > X.size(-1)
     if tall:
         X = X.mT
-    X = X / (torch.linalg.matrix_norm(X, keepdim=True) + 1e-7)
+    X = X / torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=eps)
     fma = torch.addmm if X.ndim == 2 else torch.baddbmm if X.ndim == 3 else _matmul_add
     for _ in range(steps):
         A = X @ X.mT
@@ -73,6 +109,11 @@ def orthogonalize(
     method: str = "newton-schulz",
     dual_norm_correction: bool = False,
     adjust_lr: bool = False,
+    *,
+    ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    ns_dtype: torch.dtype | None = None,
+    adjust_lr_fn: str | None = None,
 ) -> list[Tensor]:
     r"""Orthogonalizes every tensor with at least 2 dims and at least one element.
 
@@ -85,7 +126,11 @@ def orthogonalize(
         ns_steps: Newton-Schulz iterations (``method="newton-schulz"``).
         method: ``"newton-schulz"`` (:func:`newton_schulz`) or ``"svd"`` (:func:`svd_orthogonalize`).
         dual_norm_correction: scale by $\langle G, O \rangle_F$ (about the nuclear norm of $G$).
-        adjust_lr: scale by $\sqrt{\max(1, \text{rows}/\text{cols})}$.
+        adjust_lr: scale by :func:`muon_lr_ratio` of the matrix's shape with ``adjust_lr_fn``.
+        ns_coefficients: $(a, b, c)$ of :func:`newton_schulz`.
+        eps: the floor of $\|G\|_F$ in :func:`newton_schulz`.
+        ns_dtype: the dtype of the iteration (``None``: float32, float64 for float64 tensors).
+        adjust_lr_fn: ``None``/``"original"`` or ``"match_rms_adamw"``.
 
     Returns:
         A new list.
@@ -98,17 +143,55 @@ def orthogonalize(
             batches.setdefault((shape, t.dtype, t.device), []).append(i)
     for (shape, _, _), idx in batches.items():
         G = torch.stack([tensors[i].reshape(shape) for i in idx]) if len(idx) > 1 else tensors[idx[0]].reshape(shape)
-        O = newton_schulz(G, ns_steps) if method == "newton-schulz" else svd_orthogonalize(G)
+        if method == "newton-schulz":
+            O = newton_schulz(G, ns_steps, ns_coefficients, eps, ns_dtype)
+        else:
+            O = svd_orthogonalize(G)
         if dual_norm_correction:
             cd = _compute_dtype(G.dtype)
             dual = (G.to(cd) * O.to(cd)).sum(dim=(-2, -1), keepdim=True)
             O = (O.to(cd) * dual).to(G.dtype)
         if adjust_lr:
-            rows, cols = shape
-            scale = max(1.0, rows / cols) ** 0.5
+            scale = muon_lr_ratio(shape[0], shape[1], adjust_lr_fn)
             if scale != 1.0:
                 O = O * scale
         parts = O.unbind(0) if len(idx) > 1 else [O]
         for i, o in zip(idx, parts):
             out[i] = o.reshape(tensors[i].shape)
     return out
+
+
+def muon_direction(
+    tensors: Sequence[Tensor],
+    buffers: Sequence[Tensor],
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_steps: int = 5,
+    ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    ns_dtype: torch.dtype | None = torch.bfloat16,
+    adjust_lr_fn: str | None = None,
+) -> list[Tensor]:
+    r"""torch.optim.Muon's direction: momentum, then Newton-Schulz, then the shape factor.
+
+    $b \leftarrow \operatorname{lerp}(b, g, 1-\mu)$ in place on ``buffers``; the matrix to
+    orthogonalize is $\operatorname{lerp}(g, b, \mu)$ with ``nesterov``, else $b$; the result is
+    :func:`orthogonalize` of it times :func:`muon_lr_ratio` (``adjust_lr``). The operations are
+    torch's (``lerp_``, ``lerp``), so followed by a step of ``-lr`` this is torch.optim.Muon's
+    update. 0-D and 1-D tensors get the momentum only. ``tensors`` are not modified.
+
+    Returns:
+        New tensors (never the buffers).
+    """
+    tensors, buffers = list(tensors), list(buffers)
+    if not tensors:
+        return []
+    torch._foreach_lerp_(buffers, tensors, 1 - momentum)
+    if nesterov:
+        mats = torch._foreach_lerp(tensors, buffers, momentum)
+    else:
+        mats = [b.clone() if b.ndim < 2 or b.numel() == 0 else b for b in buffers]
+    return orthogonalize(
+        mats, ns_steps, "newton-schulz", False, True,
+        ns_coefficients=ns_coefficients, eps=eps, ns_dtype=ns_dtype, adjust_lr_fn=adjust_lr_fn,
+    )

@@ -38,6 +38,7 @@ from .adaptive import (
     Adan,
     Rprop,
     Orthogonalize,
+    Muon,
 )
 from .momentum import (
     EMA,
@@ -182,6 +183,7 @@ __all__ = [
     "Adan",
     "Rprop",
     "Orthogonalize",
+    "Muon",
     "EMA",
     "HeavyBall",
     "NAG",

@@ -16,12 +16,13 @@ A, B, C = 3.4445, -4.7750, 2.0315
 
 
 def ref_newton_schulz(G: torch.Tensor, steps: int) -> torch.Tensor:
-    """Muon's quintic iteration on one matrix, written out plainly."""
+    """Muon's quintic iteration on one matrix, written out plainly (the norm clamped at 1e-7,
+    as torch.optim.Muon does)."""
     X = G.clone()
     transposed = X.shape[0] > X.shape[1]
     if transposed:
         X = X.T
-    X = X / (X.norm() + 1e-7)
+    X = X / max(X.norm(), 1e-7)
     for _ in range(steps):
         M = X @ X.T
         X = A * X + (B * M + C * M @ M) @ X
@@ -86,7 +87,7 @@ def test_newton_schulz_keeps_singular_vectors_and_maps_singular_values(shape):
     """NS(G) = U phi(S / ||G||_F) V^T, phi the scalar quintic iterated: exactly what the iteration is."""
     G = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     U, S, Vh = torch.linalg.svd(G, full_matrices=False)
-    expected = U @ torch.diag(_scalar_ns(S / (G.norm() + 1e-7), 5)) @ Vh
+    expected = U @ torch.diag(_scalar_ns(S / max(G.norm(), 1e-7), 5)) @ Vh
     torch.testing.assert_close(newton_schulz(G, 5), expected, rtol=1e-9, atol=1e-10)
     sv = torch.linalg.svdvals(newton_schulz(G, 5))
     assert sv.min() > 0.6 and sv.max() < 1.25

@@ -7,10 +7,11 @@ from .adamax import Adamax
 from .asgd import ASGD
 from .adan import Adan
 from .lion import Lion
+from .muon import Muon
 from .nadam import NAdam
 from .orthogonalize import Orthogonalize
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 
-__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon"]

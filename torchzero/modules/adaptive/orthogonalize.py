@@ -8,12 +8,29 @@ from typing import Any
 from torch import Tensor
 
 from ...core.transform import Context, Settings, States, Transform
-from ...functional.orthogonalize import ORTHOGONALIZE_METHODS, orthogonalize
-from ...utils.validation import MAX_ITERATIONS, check_bool, check_choice, check_int
+from ...functional.orthogonalize import ADJUST_LR_FNS, NS_COEFFICIENTS, NS_DTYPES, ORTHOGONALIZE_METHODS, orthogonalize
+from ...utils.validation import MAX_ITERATIONS, check_bool, check_choice, check_int, check_number
 
-__all__ = ["Orthogonalize"]
+__all__ = ["Orthogonalize", "check_newton_schulz_settings"]
 
-_KEYS = ("ns_steps", "method", "dual_norm_correction", "adjust_lr")
+_KEYS = ("ns_steps", "method", "dual_norm_correction", "adjust_lr", "ns_coefficients", "eps", "ns_dtype", "adjust_lr_fn")
+
+
+def check_newton_schulz_settings(s: Mapping[str, Any], owner: str) -> None:
+    """The Newton-Schulz settings Orthogonalize and Muon share, checked where present."""
+    if "ns_steps" in s:
+        check_int("ns_steps", s["ns_steps"], owner=owner, min=1, max=MAX_ITERATIONS)
+    if "ns_coefficients" in s:
+        c = s["ns_coefficients"]
+        if not isinstance(c, (tuple, list)) or len(c) != 3:
+            raise TypeError(f"{owner}: ns_coefficients must be three numbers (a, b, c), got {c!r:.80}")
+        for i, x in enumerate(c):
+            check_number(f"ns_coefficients[{i}]", x, owner=owner)
+    if "eps" in s:
+        check_number("eps", s["eps"], owner=owner, min=0.0)
+    for key, choices in (("ns_dtype", tuple(NS_DTYPES)), ("adjust_lr_fn", ADJUST_LR_FNS)):
+        if key in s and s[key] is not None:
+            check_choice(key, s[key], [c for c in choices if c is not None], owner=owner)
 
 
 class Orthogonalize(Transform):
@@ -27,15 +44,16 @@ class Orthogonalize(Transform):
     computed by the quintic iteration of Muon,
 
     $$
-    X_0 = \frac{G}{\|G\|_F + 10^{-7}}, \qquad A = X_k X_k^\top, \qquad
+    X_0 = \frac{G}{\max(\|G\|_F, \epsilon)}, \qquad A = X_k X_k^\top, \qquad
     X_{k+1} = a X_k + (b A + c A^2) X_k, \qquad (a, b, c) = (3.4445, -4.7750, 2.0315),
     $$
 
-    run on the wide orientation of $G$ for ``ns_steps`` steps. These coefficients trade accuracy
+    run on the wide orientation of $G$ for ``ns_steps`` steps (the norm is clamped at ``eps``
+    rather than shifted by it, as torch.optim.Muon does). These coefficients trade accuracy
     for speed on purpose: the singular values of the result lie roughly in $[0.7, 1.2]$ rather
     than at exactly 1 (``method="svd"`` computes $UV^\top$ exactly, slowly, dropping directions
-    with numerically zero singular values). The iteration runs in float32 (float64 for float64
-    updates) and matrices of the same shape are processed as one batch.
+    with numerically zero singular values). The iteration runs in ``ns_dtype`` (by default float32,
+    float64 for float64 updates) and matrices of the same shape are processed as one batch.
 
     Then, optionally,
 
@@ -43,8 +61,9 @@ class Orthogonalize(Transform):
       $\|G\|_*\, O$ (the nuclear norm): the steepest-descent step under the spectral norm has
       this length;
     - ``adjust_lr``: $O \leftarrow \sqrt{\max(1, \text{rows}/\text{cols})}\; O$, the shape
-      factor of the reference Muon implementation (not Moonlight's $0.2\sqrt{\max(\text{rows},
-      \text{cols})}$), so tall matrices get proportionally larger updates.
+      factor of the reference Muon implementation, so tall matrices get proportionally larger
+      updates; with ``adjust_lr_fn="match_rms_adamw"`` Moonlight's
+      $0.2\sqrt{\max(\text{rows}, \text{cols})}$ instead.
 
     0-D and 1-D updates (biases, norm weights, scalars) and empty tensors pass through
     unchanged. Complex parameters reach modules as real views of shape ``(..., 2)``, so a
@@ -59,6 +78,13 @@ class Orthogonalize(Transform):
         method: ``"newton-schulz"`` (default) or ``"svd"``. The SVD synchronizes with the host
             on CUDA; Newton-Schulz does not.
         target: ``"update"`` (default) or ``"grad"``.
+        ns_coefficients: the quintic's $(a, b, c)$ (default: ``(3.4445, -4.7750, 2.0315)``).
+        eps: the floor of $\|G\|_F$, ``>= 0`` (default: ``1e-7``).
+        ns_dtype: the dtype of the iteration: ``None`` (default: float32, float64 for float64
+            updates), ``"bfloat16"`` (torch.optim.Muon's and the reference's), ``"float32"`` or
+            ``"float64"``. The result is returned in the update's dtype.
+        adjust_lr_fn: the shape factor of ``adjust_lr``: ``None``/``"original"`` (default) or
+            ``"match_rms_adamw"``.
 
     Example:
         Orthogonalized gradient descent (Muon without momentum; Muon itself puts Nesterov
@@ -92,14 +118,22 @@ class Orthogonalize(Transform):
         dual_norm_correction: bool = False,
         method: str = "newton-schulz",
         target: str = "update",
+        *,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+        eps: float = 1e-7,
+        ns_dtype: str | None = None,
+        adjust_lr_fn: str | None = None,
     ):
-        defaults = dict(ns_steps=ns_steps, adjust_lr=adjust_lr, dual_norm_correction=dual_norm_correction, method=method)
+        defaults = dict(
+            ns_steps=ns_steps, adjust_lr=adjust_lr, dual_norm_correction=dual_norm_correction, method=method,
+            ns_coefficients=tuple(ns_coefficients) if isinstance(ns_coefficients, list) else ns_coefficients,
+            eps=eps, ns_dtype=ns_dtype, adjust_lr_fn=adjust_lr_fn,
+        )
         super().__init__(defaults, target=target)
 
     def validate_settings(self, s: Mapping[str, Any]) -> None:
         o = "Orthogonalize"
-        if "ns_steps" in s:
-            check_int("ns_steps", s["ns_steps"], owner=o, min=1, max=MAX_ITERATIONS)
+        check_newton_schulz_settings(s, o)
         for key in ("adjust_lr", "dual_norm_correction"):
             if key in s:
                 check_bool(key, s[key], owner=o)
@@ -107,12 +141,12 @@ class Orthogonalize(Transform):
             check_choice("method", s["method"], ORTHOGONALIZE_METHODS, owner=o)
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> list[Tensor]:
-        groups = settings.groups(*_KEYS)
-        if len(groups) == 1:
-            (ns_steps, method, dual, adjust), _ = groups[0]
-            return orthogonalize(tensors, ns_steps, method, dual, adjust)
         out = list(tensors)
-        for (ns_steps, method, dual, adjust), idx in groups:
-            for i, o in zip(idx, orthogonalize([tensors[i] for i in idx], ns_steps, method, dual, adjust)):
+        for (ns_steps, method, dual, adjust, coefs, eps, ns_dtype, fn), idx in settings.groups(*_KEYS):
+            done = orthogonalize(
+                [tensors[i] for i in idx], ns_steps, method, dual, adjust,
+                ns_coefficients=tuple(coefs), eps=float(eps), ns_dtype=NS_DTYPES[ns_dtype], adjust_lr_fn=fn,
+            )
+            for i, o in zip(idx, done):
                 out[i] = o
         return out
