@@ -55,7 +55,7 @@ def _poison(params, value, whole):
 @pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
 def test_bad_step_changes_nothing(case, policy, bad, whole):
     params = make_params(SHAPES, dtype=torch.float32)
-    opt = tz.Modular(params, case.make(), tz.m.LR(case.lr), nonfinite=policy)
+    opt = tz.Modular(params, *case.chain(case.make()), nonfinite=policy)
     for s in range(2):
         set_grads(params, s)
         opt.step()

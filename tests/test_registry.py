@@ -19,7 +19,7 @@ case_params = pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 
 def _opt(case: Case, params, grad_target: bool = False) -> tz.Modular:
     module = case.make_grad() if grad_target else case.make()
-    return tz.Modular(params, module, tz.m.LR(case.lr))
+    return tz.Modular(params, *case.chain(module))
 
 
 def _closure_for(params, step):

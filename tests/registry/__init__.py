@@ -28,7 +28,8 @@ class Case:
         target_grad: the case also works with ``target="grad"`` (built by ``make_grad``).
         make_grad: builds the module with ``target="grad"`` (when ``target_grad``).
         needs_closure: the module evaluates the closure itself (line searches and the like).
-        lr: learning rate of the trailing ``LR`` module in generic tests.
+        lr: learning rate of the trailing ``LR`` module in generic tests; ``None`` for a module
+            that takes lr itself and must be last (``ScheduleFree``): no ``LR`` follows it.
     """
 
     id: str
@@ -38,8 +39,14 @@ class Case:
     target_grad: bool = False
     make_grad: Callable[[], Any] | None = None
     needs_closure: bool = False
-    lr: float = 1e-2
+    lr: float | None = 1e-2
     tags: frozenset[str] = field(default_factory=frozenset)
+
+    def chain(self, module: Any) -> list[Any]:
+        """``module`` followed by ``LR(lr)`` (just ``module`` when ``lr`` is ``None``)."""
+        import torchzero as tz
+
+        return [module] if self.lr is None else [module, tz.m.LR(self.lr)]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Registry entries for the momentum family: EMA, HeavyBall, NAG, Debias, Cautious."""
+"""Registry entries for the momentum family: EMA, HeavyBall, NAG, Debias, Cautious, ScheduleFree."""
 from __future__ import annotations
 
 import math
@@ -34,6 +34,14 @@ CASES = [
     Case("Cautious-normalize", lambda: [tz.m.Adam(), tz.m.Cautious(normalize=True)], ("Cautious",)),
     Case("Cautious-grad", lambda: [tz.m.NAG(), tz.m.Cautious(mode="grad")], ("Cautious",)),
     Case("Cautious-backtrack", lambda: [tz.m.EMA(0.5), tz.m.Cautious(mode="backtrack")], ("Cautious",)),
+    # ScheduleFree takes lr itself and is last: no LR after it
+    Case("ScheduleFree-SGD", lambda: [tz.m.WeightDecay(1e-3), tz.m.ScheduleFree(1e-2)], ("ScheduleFree",), lr=None),
+    Case(
+        "ScheduleFree-AdamW-warmup-r",
+        lambda: [tz.m.RMSprop(0.999, debiased=True), tz.m.ScheduleFree(1e-2, 0.9, warmup_steps=2, r=0.5, weight_lr_power=1.0)],
+        ("ScheduleFree",),
+        lr=None,
+    ),
 ]
 
 
@@ -74,6 +82,17 @@ BAD_ARGS = [
             "alpha": [NAN, INF, -INF, "1", None],
             "pow": [0, -2, NAN, INF, "2", None],
             "target": _TARGET,
+        }.items()
+        for v in vals
+    ],
+    *[
+        _bad("ScheduleFree", arg, v)
+        for arg, vals in {
+            "lr": [-1e-3, NAN, INF, "1", None],
+            "momentum": [0.0, 1.0, -0.5, 1.5, NAN, "0.9", None],
+            "warmup_steps": [-1, 2.5, "10", None],
+            "r": [-1.0, NAN, INF, None],
+            "weight_lr_power": [-2.0, NAN, None],
         }.items()
         for v in vals
     ],

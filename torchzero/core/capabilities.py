@@ -41,6 +41,11 @@ class Capabilities:
             wrapper for $r$ and its Jacobian $J$.
         uses_jacobian: (with ``residuals``) reads $J$ at each accepted point: the wrapper then
             forms the gradient from $J$ and keeps both for the step.
+        eval_point: keeps the parameters, while training, at another point than the one to
+            evaluate (Schedule-Free): it implements ``set_training(training, params)``, which
+            ``Modular.train()``/``Modular.eval()`` call to move the parameters between the two,
+            and a ``training`` property; ``Modular.step`` refuses to run in eval mode. Its
+            update is final: at the top level it must be the last module.
     """
 
     guard: bool = False
@@ -50,6 +55,7 @@ class Capabilities:
     estimates_grad: bool = False
     residuals: bool = False
     uses_jacobian: bool = False
+    eval_point: bool = False
 
     def __post_init__(self) -> None:
         if self.fused_role is not None and self.fused_role not in FUSED_ROLES:

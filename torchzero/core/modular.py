@@ -107,6 +107,18 @@ def _check_estimator_first(chain: Chain) -> None:
             )
 
 
+def _check_eval_point_last(chain: Chain) -> None:
+    """A module with an evaluation point (``Capabilities(eval_point=True)``, Schedule-Free) forms
+    the final update, the move from one training point to the next: nothing may scale it."""
+    for m in chain.modules[:-1]:
+        if m.CAPABILITIES.eval_point:
+            raise ValueError(
+                f"Modular: {type(m).__name__} forms the final update (it takes lr itself), so it must be the last module "
+                f"of the chain; put the modules after it ({', '.join(type(x).__name__ for x in chain.modules[chain.modules.index(m) + 1:])}) "
+                "before it, and leave out LR"
+            )
+
+
 def _check_each_module_once(chain: Chain) -> None:
     """A module instance keeps one state and one set of settings: it can't be in two places."""
     seen: dict[int, str] = {}
@@ -220,6 +232,7 @@ class Modular(torch.optim.Optimizer):
         top = {id(m) for m in self.chain.modules}
         _check_guards_first(self.chain)
         _check_estimator_first(self.chain)
+        _check_eval_point_last(self.chain)
         for _, m in self.chain.named_modules():
             if id(m) not in top:
                 m.hide_group_keys(frozenset(defaults))
@@ -249,11 +262,13 @@ class Modular(torch.optim.Optimizer):
 
     def _set_closure_kind(self) -> None:
         """What the chain makes of the closure: a gradient estimated by its first module
-        (``_estimator``), residuals (``_residuals``; ``_keep_jacobian`` when a module uses $J$)."""
+        (``_estimator``), residuals (``_residuals``; ``_keep_jacobian`` when a module uses $J$);
+        and the modules with an evaluation point (``_eval_points``)."""
         head = self.chain.modules[0]
         self._estimator = head if head.CAPABILITIES.estimates_grad else None
         self._residuals = any(m.CAPABILITIES.residuals for m in self._modules)
         self._keep_jacobian = any(m.CAPABILITIES.uses_jacobian for m in self._modules)
+        self._eval_points = [m for m in self._modules if m.CAPABILITIES.eval_point]
 
     def _bind_state(self) -> None:
         """Points every module's ``state`` at its part of ``self.state``."""
@@ -353,6 +368,12 @@ class Modular(torch.optim.Optimizer):
         """
         loss = None
         self._evaluations = None
+        if self._eval_points and not self.training:
+            raise RuntimeError(
+                f"Modular.step: the optimizer is in eval mode ({type(self._eval_points[0]).__name__}: the parameters "
+                "hold the averaged point, not the training point), so nothing was changed; call opt.train() before "
+                "training again (and opt.eval() before evaluating or saving)"
+            )
         if self._estimator is not None:
             return self._step_estimated(closure)
         if closure is not None:
@@ -385,6 +406,32 @@ class Modular(torch.optim.Optimizer):
         if update is not None:
             self._apply(params, update)
         return loss
+
+    # ------------------------------------------------------------------ train / eval
+    @property
+    def training(self) -> bool:
+        """Whether the parameters hold the training point (always, unless a module with an
+        evaluation point, ``tz.m.ScheduleFree``, was put in eval mode by :meth:`eval`)."""
+        return all(m.training for m in self._eval_points)
+
+    def train(self, mode: bool = True) -> Modular:
+        """Puts the parameters at the training point of modules that keep two points
+        (``tz.m.ScheduleFree``: $y$); with ``mode=False`` the same as :meth:`eval`. A no-op for
+        other chains. Like ``nn.Module.train``, returns ``self``.
+        """
+        if not isinstance(mode, bool):
+            raise TypeError(f"Modular.train: mode must be a bool, got {mode!r}")
+        params = self._trainable()
+        with torch.no_grad():
+            for m in self._eval_points:
+                m.set_training(mode, params)
+        return self
+
+    def eval(self) -> Modular:
+        """Puts the parameters at the point to evaluate of modules that keep two points
+        (``tz.m.ScheduleFree``: the average $x$). Call it before evaluating the model or saving
+        it, and :meth:`train` before the next step. A no-op for other chains."""
+        return self.train(False)
 
     def _trainable(self) -> list[Tensor]:
         """Every parameter that requires a gradient, in order (complex ones as real views)."""

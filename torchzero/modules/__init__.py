@@ -46,6 +46,7 @@ from .momentum import (
     NAG,
     Debias,
     Cautious,
+    ScheduleFree,
 )
 from .step_size import (
     LR,
@@ -189,6 +190,7 @@ __all__ = [
     "NAG",
     "Debias",
     "Cautious",
+    "ScheduleFree",
     "LR",
     "StepSize",
     "Warmup",
