@@ -113,6 +113,9 @@ CLOSURE_CASES: dict[str, Callable[[], list[Any]]] = {
     "CubicRegularization-BFGS": lambda: [tz.m.CubicRegularization(tz.m.BFGS(), init=0.1)],
     "AdaHessian-Backtracking": lambda: [tz.m.AdaHessian(), tz.m.Backtracking(init=0.1)],
     "SophiaH-Backtracking": lambda: [tz.m.SophiaH(update_freq=2), tz.m.Backtracking(init=0.1)],
+    # SAM: the perturbation from the gradient DDP averaged in backward, the same on every rank
+    "SAM-HeavyBall": lambda: [tz.m.SAM(0.05), tz.m.HeavyBall(0.9), tz.m.LR(0.1)],
+    "ASAM-Adam": lambda: [tz.m.ASAM(0.5), tz.m.Adam(), tz.m.LR(1e-2)],
     # gradient estimators: the same directions on every rank (a fixed seed here, to compare with
     # one process), the loss averaged over the ranks
     "SPSA-Adam": lambda: [tz.m.SPSA(n_samples=2, seed=0), tz.m.Adam(), tz.m.LR(1e-2)],

@@ -414,10 +414,10 @@ class Modular(torch.optim.Optimizer):
         evaluation point, ``tz.m.ScheduleFree``, was put in eval mode by :meth:`eval`)."""
         return all(m.training for m in self._eval_points)
 
-    def train(self, mode: bool = True) -> Modular:
+    def train(self, mode: bool = True) -> None:
         """Puts the parameters at the training point of modules that keep two points
         (``tz.m.ScheduleFree``: $y$); with ``mode=False`` the same as :meth:`eval`. A no-op for
-        other chains. Like ``nn.Module.train``, returns ``self``.
+        other chains. As the ``schedulefree`` package's optimizers, returns ``None``.
         """
         if not isinstance(mode, bool):
             raise TypeError(f"Modular.train: mode must be a bool, got {mode!r}")
@@ -425,13 +425,12 @@ class Modular(torch.optim.Optimizer):
         with torch.no_grad():
             for m in self._eval_points:
                 m.set_training(mode, params)
-        return self
 
-    def eval(self) -> Modular:
+    def eval(self) -> None:
         """Puts the parameters at the point to evaluate of modules that keep two points
         (``tz.m.ScheduleFree``: the average $x$). Call it before evaluating the model or saving
         it, and :meth:`train` before the next step. A no-op for other chains."""
-        return self.train(False)
+        self.train(False)
 
     def _trainable(self) -> list[Tensor]:
         """Every parameter that requires a gradient, in order (complex ones as real views)."""

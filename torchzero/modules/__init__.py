@@ -75,6 +75,10 @@ from .ops import (
     Graft,
     Dropout,
 )
+from .sharpness import (
+    SAM,
+    ASAM,
+)
 from .control import (
     GradientAccumulation,
     Split,
@@ -191,6 +195,8 @@ __all__ = [
     "Debias",
     "Cautious",
     "ScheduleFree",
+    "SAM",
+    "ASAM",
     "LR",
     "StepSize",
     "Warmup",
