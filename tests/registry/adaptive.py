@@ -65,6 +65,8 @@ CASES = [
         stateful=False,
     ),
     Case("Muon", lambda: tz.m.Muon(), ("Muon",)),
+    Case("AdEMAMix", lambda: tz.m.AdEMAMix(), ("AdEMAMix",)),
+    Case("AdEMAMix-warmups-beta1=0", lambda: tz.m.AdEMAMix((0.0, 0.99, 0.999), 5.0, 3, 2, 1e-6), ("AdEMAMix",)),
     Case("Muon-float64-options", lambda: tz.m.Muon(0.9, False, (3.0, -3.2, 1.2), 1e-6, 3, "match_rms_adamw", "float64"), ("Muon",)),
 ]
 
@@ -145,6 +147,16 @@ BAD_ARGS = [
             "ns_dtype": ["bf16", "float16", torch.float32, 1],
             "adjust_lr_fn": ["moonlight", "", 1],
             "ns_coefficients": [(1.0, 2.0), (1.0, NAN, 2.0), "abc", None],
+            "eps": _NONNEG,
+        },
+    ),
+    *_matrix(
+        "AdEMAMix",
+        {
+            "betas": [(0.9, 0.999), (0.9, 0.999, 1.0), (-0.1, 0.9, 0.9), "abc", None],
+            "alpha": [-1.0, NAN, INF, "2", None],
+            "beta3_warmup": [0, -5, 2.5, "10"],
+            "alpha_warmup": [0, 1.5, "10"],
             "eps": _NONNEG,
         },
     ),

@@ -39,6 +39,7 @@ from .adaptive import (
     Rprop,
     Orthogonalize,
     Muon,
+    AdEMAMix,
 )
 from .momentum import (
     EMA,
@@ -189,6 +190,7 @@ __all__ = [
     "Rprop",
     "Orthogonalize",
     "Muon",
+    "AdEMAMix",
     "EMA",
     "HeavyBall",
     "NAG",
