@@ -61,6 +61,9 @@ class Case:
     tz: Factory  # params -> step() for torchzero
     torch: Factory  # params -> step() for the torch reference
     description: str = ""
+    # the workloads the case runs on (None: transformer and small; matrix preconditioners take
+    # the 2-D "matrices" workload, which only they run on)
+    workloads: tuple[str, ...] | None = None
 
 
 NONFINITE = "skip"  # torchzero's default; --nonfinite propagate measures torch.optim's semantics
@@ -271,12 +274,47 @@ CASES += [
     Case("ClipNormGrowth", _tz(lambda: [tz.m.ClipNormGrowth()]), foreach_clip_norm_growth, "vs foreach norms"),
 ]
 
-DEFAULT_REPEATS = {"transformer": 15, "small": 50}
+# torch.optim.Muon and torch.optim.Adafactor, against the same chains (the goal: <= 1.0x)
+CASES += [
+    Case(
+        "Muon",
+        lambda p: _modular(p, tz.m.Muon(), tz.m.WeightDecay(0.01), tz.m.LR(0.02)).step,
+        lambda p: torch.optim.Muon(p, lr=0.02, weight_decay=0.01).step,
+        "Muon(), WeightDecay(0.01), LR(0.02) vs torch.optim.Muon(lr=0.02, weight_decay=0.01); bfloat16 Newton-Schulz both",
+        workloads=("matrices",),
+    ),
+    Case(
+        "Adafactor",
+        lambda p: _modular(p, tz.m.Adafactor(lr=1e-2)).step,
+        lambda p: torch.optim.Adafactor(p, lr=1e-2).step,
+        "Adafactor(lr=1e-2) vs torch.optim.Adafactor(lr=1e-2) (foreach)",
+        workloads=("transformer", "small", "matrices"),
+    ),
+]
+
+DEFAULT_REPEATS = {"transformer": 15, "small": 50, "matrices": 10}
 
 
 # --------------------------------------------------------------------------- #
 # measurement
 # --------------------------------------------------------------------------- #
+def _runs_on(case: Case, workload: str) -> bool:
+    return workload in (case.workloads or ("transformer", "small"))
+
+
+def _state_bytes(step: StepFn) -> int:
+    """The bytes of the tensors in the optimizer state of a bound ``opt.step`` (0 if unknown)."""
+    opt = getattr(step, "__self__", None)
+    if not isinstance(opt, torch.optim.Optimizer):
+        return 0
+    total = 0
+    for st in opt.state.values():
+        for v in st.values():
+            if isinstance(v, torch.Tensor):
+                total += v.numel() * v.element_size()
+    return total
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -298,7 +336,8 @@ def _max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float
 def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch.device, seed: int) -> dict:
     p_tz, p_torch = workloads.make_pair(workload, seed=seed, device=device)
     n_tensors, n_params = len(p_tz), sum(p.numel() for p in p_tz)
-    step_tz, step_torch = case.tz(p_tz), torch.no_grad()(case.torch(p_torch))
+    raw_torch = case.torch(p_torch)
+    step_tz, step_torch = case.tz(p_tz), torch.no_grad()(raw_torch)
 
     for _ in range(warmup):
         step_tz()
@@ -318,6 +357,7 @@ def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch
         if gc_was_enabled:
             gc.enable()
 
+    state_tz, state_torch = _state_bytes(step_tz), _state_bytes(raw_torch)
     # sanity check: both sides made warmup + repeats steps from identical
     # parameters with identical gradients, so they should agree closely.
     max_diff = _max_abs_diff(p_tz, p_torch)
@@ -341,6 +381,9 @@ def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch
         torch_min_ms=min_torch,
         ratio_min=min_tz / min_torch,
         max_abs_param_diff=max_diff,
+        tz_state_mb=state_tz / 2**20,
+        torch_state_mb=state_torch / 2**20,
+        state_ratio=state_tz / state_torch if state_torch else float("nan"),
         tz_times_ms=ms_tz,
         torch_times_ms=ms_torch,
     )
@@ -360,6 +403,8 @@ _COLS = (
     ("torch min ms", "{:>12.3f}", "torch_min_ms"),
     ("ratio(min)", "{:>10.2f}", "ratio_min"),
     ("max|dp|", "{:>9.1e}", "max_abs_param_diff"),
+    ("state MB", "{:>9.1f}", "tz_state_mb"),
+    ("torch MB", "{:>9.1f}", "torch_state_mb"),
 )
 
 
@@ -401,7 +446,7 @@ def environment(device: torch.device) -> dict:
 # --------------------------------------------------------------------------- #
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workload", choices=["transformer", "small", "all"], default="all")
+    ap.add_argument("--workload", choices=["transformer", "small", "matrices", "all"], default="all")
     ap.add_argument(
         "--cases",
         nargs="+",
@@ -446,7 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: unknown case(s) {unknown}; available: {list(by_name)}", file=sys.stderr)
             return 2
         cases = [by_name[n] for n in args.cases]
-    wls = ["transformer", "small"] if args.workload == "all" else [args.workload]
+    wls = ["transformer", "small", "matrices"] if args.workload == "all" else [args.workload]
+    wls = [w for w in wls if any(_runs_on(c, w) for c in cases)]
     device = torch.device(args.device)
 
     env = environment(device)
@@ -470,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, failures = [], []
     for w in wls:
         repeats = args.repeats if args.repeats is not None else DEFAULT_REPEATS[w]
-        for case in cases:
+        for case in (c for c in cases if _runs_on(c, w)):
             try:
                 r = run_case(case, w, repeats, args.warmup, device, args.seed)
             except Exception as e:  # keep going so one broken case does not hide the others

@@ -126,11 +126,31 @@ def small_tensors(seed: int = DEFAULT_SEED, device: torch.device | str = "cpu") 
 
 
 # --------------------------------------------------------------------------- #
+# (c) the transformer's hidden weight matrices
+# --------------------------------------------------------------------------- #
+# What Muon, Shampoo, SOAP and PSGD precondition: the attention and MLP weight matrices of
+# the transformer above (no embeddings, norms or biases), for MATRIX_LAYERS layers:
+# qkv [3d, d], proj [d, d], gate [h, d], up [h, d], down [d, h] per layer.
+MATRIX_LAYERS = 2
+
+
+def matrix_shapes(n_layers: int = MATRIX_LAYERS) -> list[Shape]:
+    cfg = dict(TRANSFORMER_CONFIG, n_layers=n_layers)
+    return [s for name, s in transformer_shapes(**cfg) if name.startswith("h.") and name.endswith(".weight") and len(s) == 2]
+
+
+def transformer_matrices(seed: int = DEFAULT_SEED, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """10 float32 matrices, 9,912,320 elements: two layers' hidden weights of the transformer."""
+    return _materialize(matrix_shapes(), seed, device)
+
+
+# --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
 WORKLOADS: dict[str, Callable[..., list[torch.Tensor]]] = {
     "transformer": transformer_like,
     "small": small_tensors,
+    "matrices": transformer_matrices,
 }
 
 

@@ -1,11 +1,13 @@
 r"""Orthogonalization of matrices (the "zeroth power" $UV^\top$ of $G = U\Sigma V^\top$), for Muon.
 
-Tensors with two or more dims are viewed as matrices ``(shape[0], -1)``; matrices of the same
-shape and dtype are orthogonalized together as one batch.
+Tensors with two or more dims are viewed as matrices ``(shape[0], -1)``; on accelerators,
+matrices of the same shape and dtype are orthogonalized together as one batch (on the CPU one
+at a time, which is faster there).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import math
 
@@ -136,12 +138,15 @@ def orthogonalize(
         A new list.
     """
     out = list(tensors)
-    batches: dict[tuple[torch.Size, torch.dtype, torch.device], list[int]] = {}
+    batches: dict[tuple[Any, ...], list[int]] = {}
     for i, t in enumerate(tensors):
         if t.ndim >= 2 and t.numel() > 0:
             shape = torch.Size((t.shape[0], t.numel() // t.shape[0]))
-            batches.setdefault((shape, t.dtype, t.device), []).append(i)
-    for (shape, _, _), idx in batches.items():
+            # batched matmuls pay off on accelerators; on the CPU one matrix at a time is faster
+            # (measured: 0.19 s against 0.27 s for four 1728x640 bfloat16 matrices)
+            key = (shape, t.dtype, t.device) if t.device.type != "cpu" else (shape, t.dtype, t.device, i)
+            batches.setdefault(key, []).append(i)
+    for (shape, *_), idx in batches.items():
         G = torch.stack([tensors[i].reshape(shape) for i in idx]) if len(idx) > 1 else tensors[idx[0]].reshape(shape)
         if method == "newton-schulz":
             O = newton_schulz(G, ns_steps, ns_coefficients, eps, ns_dtype)

@@ -114,6 +114,10 @@ class Adafactor(Transform):
                 raise ValueError(f"Adafactor: the state of parameter {i} of this step (shape {tuple(p.shape)}) lacks its variance")
         return super().step(var)
 
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:
+        """:meth:`apply_tensors` reads the update only: handed the gradients themselves, it spares a copy."""
+        return self.apply_tensors(tensors, states, settings, ctx)
+
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:
         steps = as_list(ctx.step, len(tensors))
         params = ctx.params

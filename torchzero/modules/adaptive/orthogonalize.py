@@ -53,7 +53,7 @@ class Orthogonalize(Transform):
     for speed on purpose: the singular values of the result lie roughly in $[0.7, 1.2]$ rather
     than at exactly 1 (``method="svd"`` computes $UV^\top$ exactly, slowly, dropping directions
     with numerically zero singular values). The iteration runs in ``ns_dtype`` (by default float32,
-    float64 for float64 updates) and matrices of the same shape are processed as one batch.
+    float64 for float64 updates); on accelerators, matrices of the same shape are processed as one batch.
 
     Then, optionally,
 
