@@ -66,6 +66,12 @@ CASES = [
     ),
     Case("Muon", lambda: tz.m.Muon(), ("Muon",)),
     Case("AdEMAMix", lambda: tz.m.AdEMAMix(), ("AdEMAMix",)),
+    Case("SOAP", lambda: tz.m.SOAP(precond_freq=2), ("SOAP",)),
+    Case(
+        "SOAP-unmerged-summed-small-max_dim",
+        lambda: tz.m.SOAP(0.9, 0.99, None, 1, False, 3, False, 1e-6, 0.1, 0.5, False),
+        ("SOAP",),
+    ),
     Case("AdEMAMix-warmups-beta1=0", lambda: tz.m.AdEMAMix((0.0, 0.99, 0.999), 5.0, 3, 2, 1e-6), ("AdEMAMix",)),
     Case("Muon-float64-options", lambda: tz.m.Muon(0.9, False, (3.0, -3.2, 1.2), 1e-6, 3, "match_rms_adamw", "float64"), ("Muon",)),
 ]
@@ -148,6 +154,22 @@ BAD_ARGS = [
             "adjust_lr_fn": ["moonlight", "", 1],
             "ns_coefficients": [(1.0, 2.0), (1.0, NAN, 2.0), "abc", None],
             "eps": _NONNEG,
+        },
+    ),
+    *_matrix(
+        "SOAP",
+        {
+            "beta1": _BETA,
+            "beta2": _BETA,
+            "shampoo_beta": [-0.1, 1.0, NAN, "0.95"],
+            "precond_freq": [0, -1, 2.5, "10", None],
+            "merge_small": _BOOL,
+            "max_dim": [0, -5, 1.5, "2000", None],
+            "precondition_1d": _BOOL,
+            "eps": _NONNEG,
+            "decay": [-0.1, 1.0, NAN, "0.1"],
+            "alpha": [NAN, INF, "1", None],
+            "bias_correction": _BOOL,
         },
     ),
     *_matrix(

@@ -40,6 +40,7 @@ from .adaptive import (
     Orthogonalize,
     Muon,
     AdEMAMix,
+    SOAP,
 )
 from .momentum import (
     EMA,
@@ -191,6 +192,7 @@ __all__ = [
     "Orthogonalize",
     "Muon",
     "AdEMAMix",
+    "SOAP",
     "EMA",
     "HeavyBall",
     "NAG",

@@ -1,6 +1,7 @@
 """The classical methods' state (curvature history, dense matrices, CG directions, line-search
-memory, Newton-CG's forcing term and warm start, the trust radius) resumes bitwise in a new process from a saved
-state dict."""
+memory, Newton-CG's forcing term and warm start, the trust radius) and the modern optimizers'
+(Muon's momentum, SOAP's factors and bases, Schedule-Free's average and counters, AdEMAMix's
+slow EMA, SAM's chain) resumes bitwise in a new process from a saved state dict."""
 from __future__ import annotations
 
 import os
@@ -30,6 +31,11 @@ CHAINS = {
     "MeZO-LR": "[tz.m.MeZO(distribution='gaussian'), tz.m.LR(0.01)]",
     "ForwardGradient-LR": "[tz.m.ForwardGradient(seed=3), tz.m.LR(0.01)]",
     "LevenbergMarquardt-GaussNewton": "[tz.m.LevenbergMarquardt(tz.m.GaussNewton(), init=0.05)]",
+    "Muon-WeightDecay-LR": "[tz.m.Muon(), tz.m.WeightDecay(0.01), tz.m.LR(0.02)]",
+    "SOAP-LR": "[tz.m.SOAP(precond_freq=2), tz.m.LR(0.01)]",
+    "ScheduleFree-AdamW": "[tz.m.RMSprop(0.999, debiased=True), tz.m.WeightDecay(1e-3), tz.m.ScheduleFree(0.01, warmup_steps=3)]",
+    "AdEMAMix-LR": "[tz.m.AdEMAMix(beta3_warmup=5, alpha_warmup=5), tz.m.LR(0.01)]",
+    "SAM-HeavyBall": "[tz.m.SAM(0.05), tz.m.HeavyBall(0.9), tz.m.LR(0.05)]",
 }
 
 SCRIPT = """

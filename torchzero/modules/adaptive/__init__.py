@@ -14,5 +14,6 @@ from .orthogonalize import Orthogonalize
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .soap import SOAP
 
-__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon", "AdEMAMix"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon", "AdEMAMix", "SOAP"]
