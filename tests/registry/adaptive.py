@@ -67,6 +67,13 @@ CASES = [
     Case("Muon", lambda: tz.m.Muon(), ("Muon",)),
     Case("AdEMAMix", lambda: tz.m.AdEMAMix(), ("AdEMAMix",)),
     Case("SOAP", lambda: tz.m.SOAP(precond_freq=2), ("SOAP",)),
+    Case("Shampoo", lambda: tz.m.Shampoo(update_freq=2), ("Shampoo",)),
+    Case(
+        "Shampoo-ema-blocks-newton-inner",
+        lambda: tz.m.Shampoo(None, 0.9, 1e-6, 1, None, False, 3, False, 1e-6, tz.m.EMA(0.9), block_size=2, root_method="newton"),
+        ("Shampoo",),
+    ),
+    Case("Shampoo-decay-graft", lambda: [tz.m.Shampoo(decay=0.99), tz.m.Graft([tz.m.Grad(), tz.m.Adam()])], ("Shampoo",)),
     Case(
         "SOAP-unmerged-summed-small-max_dim",
         lambda: tz.m.SOAP(0.9, 0.99, None, 1, False, 3, False, 1e-6, 0.1, 0.5, False),
@@ -154,6 +161,22 @@ BAD_ARGS = [
             "adjust_lr_fn": ["moonlight", "", 1],
             "ns_coefficients": [(1.0, 2.0), (1.0, NAN, 2.0), "abc", None],
             "eps": _NONNEG,
+        },
+    ),
+    *_matrix(
+        "Shampoo",
+        {
+            "decay": [0.0, -0.5, 1.5, NAN, "0.9"],
+            "beta": [-0.1, 1.0, NAN, "0.9"],
+            "reg": _NONNEG,
+            "update_freq": [0, -1, 2.5, "10", None],
+            "exp_override": [0, -2, 1.5, "2"],
+            "merge_small": _BOOL,
+            "max_dim": [0, 1.5, "2000", None],
+            "precondition_1d": _BOOL,
+            "adagrad_eps": _NONNEG,
+            "block_size": [0, -1, 2.5, "64"],
+            "root_method": ["svd", "Newton", None, 1],
         },
     ),
     *_matrix(

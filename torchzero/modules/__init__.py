@@ -41,6 +41,7 @@ from .adaptive import (
     Muon,
     AdEMAMix,
     SOAP,
+    Shampoo,
 )
 from .momentum import (
     EMA,
@@ -193,6 +194,7 @@ __all__ = [
     "Muon",
     "AdEMAMix",
     "SOAP",
+    "Shampoo",
     "EMA",
     "HeavyBall",
     "NAG",

@@ -14,6 +14,7 @@ from .orthogonalize import Orthogonalize
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .shampoo import Shampoo
 from .soap import SOAP
 
-__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon", "AdEMAMix", "SOAP"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon", "AdEMAMix", "SOAP", "Shampoo"]
