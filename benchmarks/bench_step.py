@@ -292,6 +292,81 @@ CASES += [
     ),
 ]
 
+
+
+def _heavyball(make: Callable[..., torch.optim.Optimizer]) -> Factory:
+    """A heavyball optimizer in eager mode (no torch.compile), stepped on the same gradients:
+    heavyball clears ``p.grad`` after its step, so each step is handed a copy of them."""
+
+    def factory(params: list[torch.Tensor]) -> StepFn:
+        import heavyball  # the "bench" extra
+        import heavyball.utils
+
+        heavyball.utils.compile_mode = None
+        opt = make(heavyball, params)
+        grads = [p.grad.clone() for p in params]
+
+        def step() -> None:
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+
+        step.__self__ = opt  # type: ignore[attr-defined]  (for the state-memory column)
+        return step
+
+    return factory
+
+
+def _tz_with_grads(modules_fn: Callable[[], list]) -> Factory:
+    """A torchzero chain given the same per-step gradient copy as the heavyball side."""
+
+    def factory(params: list[torch.Tensor]) -> StepFn:
+        opt = _modular(params, *modules_fn())
+        grads = [p.grad.clone() for p in params]
+
+        def step() -> None:
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+
+        step.__self__ = opt  # type: ignore[attr-defined]
+        return step
+
+    return factory
+
+
+# heavyball's equivalents (pip install -e ".[bench]"), eager mode, the same hyperparameters;
+# the algorithms are not identical (max|dp| is not ~0): these compare step time and memory
+CASES += [
+    Case(
+        "Muon-vs-heavyball",
+        _tz_with_grads(lambda: [tz.m.Muon(momentum=0.9), tz.m.LR(0.02)]),
+        _heavyball(lambda hb, p: hb.Muon(p, lr=0.02, betas=(0.9, 0.99))),
+        "Muon(momentum=0.9), LR(0.02) vs heavyball.Muon(lr=0.02, betas=(0.9, 0.99))",
+        workloads=("matrices",),
+    ),
+    Case(
+        "SOAP-vs-heavyball",
+        _tz_with_grads(lambda: [tz.m.SOAP(0.9, 0.95, 0.95, 10, True, 2048, False), tz.m.LR(3e-3)]),
+        _heavyball(lambda hb, p: hb.SOAP(
+            p, lr=3e-3, betas=(0.9, 0.95), shampoo_beta=0.95, weight_decay=0.0, precondition_frequency=10,
+            max_precond_dim=2048, merge_dims=True, precondition_1d=False, use_precond_schedule=False,
+        )),
+        "SOAP(precond_freq=10, max_dim=2048) vs heavyball.SOAP(precondition_frequency=10, max_precond_dim=2048, no schedule)",
+        workloads=("matrices",),
+    ),
+    Case(
+        "Shampoo-vs-heavyball",
+        _tz_with_grads(lambda: [tz.m.Shampoo(update_freq=10, max_dim=2048), tz.m.LR(3e-3)]),
+        _heavyball(lambda hb, p: hb.KLShampoo(
+            p, lr=3e-3, weight_decay=0.0, precondition_frequency=10, max_precond_dim=2048, merge_dims=True,
+            precondition_1d=False, use_precond_schedule=False,
+        )),
+        "Shampoo(update_freq=10, max_dim=2048) vs heavyball.KLShampoo (its Shampoo; a KL-divergence variant)",
+        workloads=("matrices",),
+    ),
+]
+
 DEFAULT_REPEATS = {"transformer": 15, "small": 50, "matrices": 10}
 
 
@@ -307,12 +382,22 @@ def _state_bytes(step: StepFn) -> int:
     opt = getattr(step, "__self__", None)
     if not isinstance(opt, torch.optim.Optimizer):
         return 0
-    total = 0
-    for st in opt.state.values():
-        for v in st.values():
-            if isinstance(v, torch.Tensor):
-                total += v.numel() * v.element_size()
-    return total
+    seen: set[int] = set()
+
+    def size(v: object) -> int:  # heavyball nests its state in dicts and lists
+        if isinstance(v, torch.Tensor):
+            key = v.untyped_storage().data_ptr() if v.numel() else id(v)
+            if key in seen:
+                return 0
+            seen.add(key)
+            return v.untyped_storage().nbytes()
+        if isinstance(v, dict):
+            return sum(size(x) for x in v.values())
+        if isinstance(v, (list, tuple)):
+            return sum(size(x) for x in v)
+        return 0
+
+    return sum(size(st) for st in opt.state.values())
 
 
 def _sync(device: torch.device) -> None:
@@ -336,7 +421,7 @@ def _max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float
 def run_case(case: Case, workload: str, repeats: int, warmup: int, device: torch.device, seed: int) -> dict:
     p_tz, p_torch = workloads.make_pair(workload, seed=seed, device=device)
     n_tensors, n_params = len(p_tz), sum(p.numel() for p in p_tz)
-    raw_torch = case.torch(p_torch)
+    raw_torch = case.torch(p_torch)  # (heavyball's factory reads the gradients: built before any step)
     step_tz, step_torch = case.tz(p_tz), torch.no_grad()(raw_torch)
 
     for _ in range(warmup):

@@ -36,7 +36,7 @@ class SOAP(TensorwiseTransform):
     $\tilde X = X \times_1 Q_1^\top \cdots \times_k Q_k^\top$ (for a matrix, $Q_L^\top X Q_R$):
 
     $$
-    m \leftarrow \beta_1 m + (1-\beta_1) G, \quad
+    \tilde m \leftarrow \beta_1 \tilde m + (1-\beta_1) \tilde G, \quad
     v \leftarrow \beta_2 v + (1-\beta_2)\, \tilde G^2, \qquad
     u = \alpha\, \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\; Q\!\left[\frac{\tilde m}{\sqrt v + \epsilon}\right]
     $$
@@ -51,8 +51,8 @@ class SOAP(TensorwiseTransform):
     Followed by ``LR(lr)`` it is the SOAP authors' ``SOAP(lr=lr, betas=(beta1, beta2),
     shampoo_beta=shampoo_beta, eps=eps, precondition_frequency=precond_freq,
     max_precond_dim=max_dim, merge_dims=merge_small, precondition_1d=precondition_1d,
-    weight_decay=0)`` up to rounding ($m$ is kept in the parameter's basis here, in the rotated
-    one there: the same up to rounding since the $Q_i$ are orthogonal). Their weight decay
+    weight_decay=0)`` up to rounding: both keep the first moment $\tilde m$ in the eigenbasis
+    (rotated out of the old bases and into the new ones at each refresh). Their weight decay
     shrinks the parameters after the step; ``WeightDecay(wd)`` after SOAP shrinks them in the
     same step (AdamW's order), a difference of order $\text{lr}^2$.
 
@@ -177,19 +177,21 @@ class SOAP(TensorwiseTransform):
         t = int(state["step"]) - 1  # the steps that updated, the first one excluded
         b1, b2 = float(setting["beta1"]), float(setting["beta2"])
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        m = exp_avg.to(work).reshape(shape)
+        m = exp_avg.to(work).reshape(shape)  # in the eigenbasis, as the authors keep it
         v = exp_avg_sq.to(work).reshape(shape)
-        m.lerp_(g, 1 - b1)
         g_rot = project(g, qs)
+        m.mul_(b1).add_(g_rot, alpha=1 - b1)
         v.mul_(b2).addcmul_(g_rot, g_rot, value=1 - b2)
-        u = project_back(project(m, qs) / (v.sqrt() + float(setting["eps"])), qs)
+        u = project_back(m / (v.sqrt() + float(setting["eps"])), qs)
         scale = float(setting["alpha"])
         if setting["bias_correction"]:
             scale *= (1 - b2**t) ** 0.5 / (1 - b1**t)
         u = u.mul_(scale).reshape(tensor.shape)
         update_factors_(factors, g, beta_s, decay)
-        if t % int(setting["precond_freq"]) == 0:
+        if t % int(setting["precond_freq"]) == 0:  # new bases: m rotated out of the old and into the new
+            m_plain = project_back(m, qs)
             qs, v = refresh_eigenbases(factors, qs, v)
+            m = project(m_plain, qs)
             for d, q in enumerate(qs):
                 if q is not None:
                     state[f"Q_{d}"] = q
