@@ -238,6 +238,7 @@ NOT_FULLGRAPH = {
     "RAdam": "reads its per-parameter step count on the host to decide the rectification (torch's single-tensor form)",
     "Adamax": "reads its per-parameter step count on the host for the bias correction",
     "ASGD": "reads its step size and averaging weight (0-dim state tensors, as torch keeps them) on the host",
+    "PSGDKron": "reads its step count on the host (the fitting schedule, the momentum warm-up) and seeds a generator per step",
     "Shampoo": "reads its step count on the host to recompute the roots every update_freq steps; eigh decompositions",
     "SOAP": "reads its step count on the host (the first step, the refreshes of its bases); eigh/QR decompositions",
     "AdEMAMix": "reads its per-parameter step count on the host (the warm-ups of alpha and beta3, the bias corrections)",

@@ -67,6 +67,12 @@ CASES = [
     Case("Muon", lambda: tz.m.Muon(), ("Muon",)),
     Case("AdEMAMix", lambda: tz.m.AdEMAMix(), ("AdEMAMix",)),
     Case("SOAP", lambda: tz.m.SOAP(precond_freq=2), ("SOAP",)),
+    Case("PSGDKron", lambda: tz.m.PSGDKron(), ("PSGDKron",)),
+    Case(
+        "PSGDKron-options",
+        lambda: tz.m.PSGDKron(3, 0.5, 0.5, 0.2, 0.5, 1e-6, 0.8, True, (1.5, 3.0), 0.5, "float64", 7),
+        ("PSGDKron",),
+    ),
     Case("Shampoo", lambda: tz.m.Shampoo(update_freq=2), ("Shampoo",)),
     Case(
         "Shampoo-ema-blocks-newton-inner",
@@ -161,6 +167,23 @@ BAD_ARGS = [
             "adjust_lr_fn": ["moonlight", "", 1],
             "ns_coefficients": [(1.0, 2.0), (1.0, NAN, 2.0), "abc", None],
             "eps": _NONNEG,
+        },
+    ),
+    *_matrix(
+        "PSGDKron",
+        {
+            "max_size": [-1, NAN, "10"],
+            "max_skew": [-1.0, NAN, "1"],
+            "init_scale": [0.0, -1.0, NAN, INF, None],
+            "lr_preconditioner": [0.0, 1.0, NAN, "0.5", None],
+            "beta_l": _BETA,
+            "damping": _NONNEG,
+            "momentum": _BETA,
+            "nesterov": _BOOL,
+            "max_amps": [(0.5, 1.0), (2.0, 1.0), (2.0,), "ab", None],
+            "update_probability": [-0.1, 1.5, NAN, "1"],
+            "dtype": ["float16", "bf16", torch.float32, None],
+            "seed": [-1, 1.5, "0", None],
         },
     ),
     *_matrix(

@@ -172,7 +172,7 @@ def _convert_tensor(t: Tensor, key: str, v: Tensor, kind: str | None, where: str
                     "was the checkpoint saved for another model?")
     if key == "step":  # a step counter keeps its dtype, and stays on the host where it was saved there
         return v if v.device.type == "cpu" else v.to(t.device)
-    if like and v.is_floating_point() and t.is_floating_point():
+    if like and v.is_floating_point() and t.is_floating_point() and kind != "own_dtype":
         return v.to(device=t.device, dtype=t.dtype)  # as torch.optim casts
     if v.is_complex() != t.is_complex() and like:
         raise _fail(f"{where}: {key!r} is {v.dtype} but the parameter is {t.dtype}")

@@ -55,7 +55,8 @@ class Module(ABC):
 
     #: The keys every non-empty per-parameter state of this module has, and what they hold
     #: (``"like_param"``: a tensor shaped like the parameter; ``"count"``: a number or a 0-dim
-    #: tensor). A loaded state dict is checked against it.
+    #: tensor; ``"own_dtype"``: a tensor kept in its own dtype when loaded, even where its shape
+    #: is the parameter's, which torch.optim would cast). A loaded state dict is checked against it.
     STATE_KEYS: Mapping[str, str] = {}
 
     #: Settings that may be tensors (a tensor ``lr``, as ``torch.optim`` allows): a 1-element

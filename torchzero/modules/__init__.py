@@ -42,6 +42,7 @@ from .adaptive import (
     AdEMAMix,
     SOAP,
     Shampoo,
+    PSGDKron,
 )
 from .momentum import (
     EMA,
@@ -195,6 +196,7 @@ __all__ = [
     "AdEMAMix",
     "SOAP",
     "Shampoo",
+    "PSGDKron",
     "EMA",
     "HeavyBall",
     "NAG",

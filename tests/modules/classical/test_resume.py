@@ -33,6 +33,7 @@ CHAINS = {
     "LevenbergMarquardt-GaussNewton": "[tz.m.LevenbergMarquardt(tz.m.GaussNewton(), init=0.05)]",
     "Muon-WeightDecay-LR": "[tz.m.Muon(), tz.m.WeightDecay(0.01), tz.m.LR(0.02)]",
     "SOAP-LR": "[tz.m.SOAP(precond_freq=2), tz.m.LR(0.01)]",
+    "PSGDKron-LR": "[tz.m.PSGDKron(update_probability=0.5), tz.m.LR(0.01)]",
     "Shampoo-Graft": "[tz.m.Shampoo(update_freq=3, block_size=4), tz.m.Graft([tz.m.Grad(), tz.m.Adam()]), tz.m.LR(0.01)]",
     "ScheduleFree-AdamW": "[tz.m.RMSprop(0.999, debiased=True), tz.m.WeightDecay(1e-3), tz.m.ScheduleFree(0.01, warmup_steps=3)]",
     "AdEMAMix-LR": "[tz.m.AdEMAMix(beta3_warmup=5, alpha_warmup=5), tz.m.LR(0.01)]",
