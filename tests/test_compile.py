@@ -113,6 +113,11 @@ CHAINS: dict[str, tuple[Any, ...]] = {
         {},
         3,
     ),
+    "MARS": (
+        lambda: [tz.m.MARSCorrection(0.9), tz.m.MARSCorrection(0.5, max_norm=0.5, tensorwise=False), tz.m.Adam(), tz.m.LR(1e-3)],
+        {},
+        3,
+    ),
     "momentum": (
         lambda: [
             tz.m.EMA(0.8, dampening=0.3, debiased=True),
@@ -238,6 +243,7 @@ NOT_FULLGRAPH = {
     "RAdam": "reads its per-parameter step count on the host to decide the rectification (torch's single-tensor form)",
     "Adamax": "reads its per-parameter step count on the host for the bias correction",
     "ASGD": "reads its step size and averaging weight (0-dim state tensors, as torch keeps them) on the host",
+    "Prodigy": "reads its distance estimate's sums on the host (one d for all parameters)",
     "PSGDKron": "reads its step count on the host (the fitting schedule, the momentum warm-up) and seeds a generator per step",
     "Shampoo": "reads its step count on the host to recompute the roots every update_freq steps; eigh decompositions",
     "SOAP": "reads its step count on the host (the first step, the refreshes of its bases); eigh/QR decompositions",

@@ -222,6 +222,13 @@ EXTRA_CASES: dict[str, tuple[Callable[[], list[Any]], bool, torch.dtype]] = {
     # comes from the global gradient norm, the same on all ranks), as one process skips it
     "nonfinite-skip": (lambda: [m.ClipNormByEMA(0.5, tensorwise=False), m.Adam(), m.LR(LR)], False, torch.float64),
     "nonfinite-skip-fused": (lambda: [m.ClipNorm(0.2, dim="global"), m.Adam(), m.LR(LR)], True, torch.float64),
+    # matrix preconditioners: each sharded update is gathered whole (Transform.WHOLE_TENSORS);
+    # Newton-Schulz in float64 here (bfloat16 would round the sharded sums' last bits differently)
+    "matrix-Muon": (lambda: [m.Muon(ns_dtype="float64"), m.WeightDecay(0.01), m.LR(LR)], False, torch.float64),
+    "matrix-Shampoo": (lambda: [m.Shampoo(reg=1e-4, update_freq=2), m.Graft([m.Grad(), m.Adam()]), m.LR(LR)], False, torch.float64),
+    # (max_dim=4 and no 1-D factors keep every factor full rank: a degenerate eigenspace would be
+    # rotated by the last bits of the sharded sums, and SOAP would follow it)
+    "matrix-SOAP": (lambda: [m.SOAP(precond_freq=2, max_dim=4, precondition_1d=False), m.LR(LR)], False, torch.float64),
 }
 POISON_STEP = 2
 FUSED_CASES = [c for c, (_, fused, _) in EXTRA_CASES.items() if fused]
@@ -242,7 +249,7 @@ FSDP4_CASES = [
         "NormalizeByEMA", "NormalizeByEMA-global", "ClipValueByEMA", "ClipValueGrowth", "ClipNormGrowth",
         "ClipNormGrowth-global", "AGC", "AGC-tensorwise", "AGC-global", "AutoClip", "ZClip", "SpikeClip",
     }
-] + ["fused-ClipNorm-global", "fused-f32-ClipNorm-global", "nonfinite-skip", "nonfinite-skip-fused"]
+] + ["fused-ClipNorm-global", "fused-f32-ClipNorm-global", "nonfinite-skip", "nonfinite-skip-fused", "matrix-Muon", "matrix-Shampoo", "matrix-SOAP"]
 FSDP2_CASES = FSDP_CASES + list(EXTRA_CASES)
 DDP_CASES = ["ClipNorm-global-pre", "ClipNorm-pre", "ClipNormByEMA-pre", "ClipNormByEMA-global-pre", "baseline-pre", "fused-f32-ClipNorm-global"]
 DCP_SPLIT, DCP_STOP = 3, 7

@@ -68,6 +68,9 @@ CASES = [
     Case("AdEMAMix", lambda: tz.m.AdEMAMix(), ("AdEMAMix",)),
     Case("SOAP", lambda: tz.m.SOAP(precond_freq=2), ("SOAP",)),
     Case("PSGDKron", lambda: tz.m.PSGDKron(), ("PSGDKron",)),
+    # Prodigy takes lr itself (a multiplier of its own step size): the trailing LR(1.0) is neutral
+    Case("Prodigy", lambda: tz.m.Prodigy(), ("Prodigy",), lr=1.0),
+    Case("Prodigy-options", lambda: tz.m.Prodigy(0.5, (0.8, 0.99), 0.9, 1e-6, 0.01, True, True, 1e-4, 0.5, 1.05), ("Prodigy",), lr=1.0),
     Case(
         "PSGDKron-options",
         lambda: tz.m.PSGDKron(3, 0.5, 0.5, 0.2, 0.5, 1e-6, 0.8, True, (1.5, 3.0), 0.5, "float64", 7),
@@ -167,6 +170,21 @@ BAD_ARGS = [
             "adjust_lr_fn": ["moonlight", "", 1],
             "ns_coefficients": [(1.0, 2.0), (1.0, NAN, 2.0), "abc", None],
             "eps": _NONNEG,
+        },
+    ),
+    *_matrix(
+        "Prodigy",
+        {
+            "lr": [0.0, -1.0, NAN, "1", None],
+            "betas": [(0.9,), (1.0, 0.9), "ab", None],
+            "beta3": [-0.1, 1.0, NAN, "0.9"],
+            "eps": [0.0, -1.0, NAN, None],
+            "weight_decay": _NONNEG,
+            "use_bias_correction": _BOOL,
+            "safeguard_warmup": _BOOL,
+            "d0": [0.0, -1e-6, NAN, None],
+            "d_coef": [0.0, NAN, None],
+            "growth_rate": [0.5, NAN, "inf", None],
         },
     ),
     *_matrix(

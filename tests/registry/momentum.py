@@ -1,4 +1,4 @@
-"""Registry entries for the momentum family: EMA, HeavyBall, NAG, Debias, Cautious, ScheduleFree."""
+"""Registry entries for the momentum family: EMA, HeavyBall, NAG, Debias, Cautious, ScheduleFree, MARSCorrection."""
 from __future__ import annotations
 
 import math
@@ -34,6 +34,9 @@ CASES = [
     Case("Cautious-normalize", lambda: [tz.m.Adam(), tz.m.Cautious(normalize=True)], ("Cautious",)),
     Case("Cautious-grad", lambda: [tz.m.NAG(), tz.m.Cautious(mode="grad")], ("Cautious",)),
     Case("Cautious-backtrack", lambda: [tz.m.EMA(0.5), tz.m.Cautious(mode="backtrack")], ("Cautious",)),
+    Case("MARSCorrection-Adam", lambda: [tz.m.MARSCorrection(0.95), tz.m.Adam(0.95, 0.99)], ("MARSCorrection",)),
+    Case("MARSCorrection-global-unclipped", lambda: [tz.m.MARSCorrection(0.5, 0.1, None, False), tz.m.Lion()], ("MARSCorrection",)),
+    Case("MARSCorrection-global", _same("MARSCorrection", beta=0.9, max_norm=0.5, tensorwise=False), ("MARSCorrection",)),
     # ScheduleFree takes lr itself and is last: no LR after it
     Case("ScheduleFree-SGD", lambda: [tz.m.WeightDecay(1e-3), tz.m.ScheduleFree(1e-2)], ("ScheduleFree",), lr=None),
     Case(
@@ -94,6 +97,11 @@ BAD_ARGS = [
             "r": [-1.0, NAN, INF, None],
             "weight_lr_power": [-2.0, NAN, None],
         }.items()
+        for v in vals
+    ],
+    *[
+        _bad("MARSCorrection", arg, v)
+        for arg, vals in {"beta": _BETA, "scaling": [-1.0, NAN, INF, "0.025", None], "max_norm": [0.0, -1.0, NAN, "1"], "tensorwise": _BOOL}.items()
         for v in vals
     ],
     *[_bad("Cautious", arg, v) for arg, vals in {"normalize": _BOOL, "eps": [0, -1e-6, NAN, INF, "1e-6", None], "mode": ["zeros", "negate", "Zero", None, 0]}.items() for v in vals],

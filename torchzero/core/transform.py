@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import Tensor
 
+from ..functional.norms import gather_whole, has_dtensor, scatter_like
 from ..utils.validation import check_target
 from .module import Module
 from .settings import PerTensor, Settings
@@ -154,6 +155,12 @@ class Transform(Module):
     #: their ``inner`` modules to something else (Adam: its first moment) set this to False.
     INNER_ON_TENSORS: bool = True
 
+    #: For modules whose math needs each tensor whole (matrix preconditioners: Muon, Shampoo,
+    #: SOAP): a sharded tensor (an FSDP2 DTensor) is all-gathered before the module runs, the
+    #: module sees and keeps state for the whole tensor (replicated on every rank), and each rank
+    #: keeps its own shard of the result (no communication on the way back).
+    WHOLE_TENSORS: bool = False
+
     # derived from STATE_KEYS / OPTIONAL_STATE_KEYS when the class is made:
     _LIKE_PARAM_KEYS: tuple[str, ...] = ()  # checked against the parameters before each step
     _STEP_KEY: str | None = None  # the step counter the base class creates and advances
@@ -243,6 +250,11 @@ class Transform(Module):
     def transform(self, tensors: list[Tensor], var: Var, copy: bool = False) -> list[Tensor]:
         """update -> inner -> apply, on ``tensors`` (what :meth:`step` calls on the target);
         ``copy``: leave ``tensors`` unchanged (the copy form, no ``inner``)."""
+        if self.WHOLE_TENSORS and has_dtensor(tensors):
+            return scatter_like(self._transform(gather_whole(tensors), var, copy), tensors)
+        return self._transform(tensors, var, copy)
+
+    def _transform(self, tensors: list[Tensor], var: Var, copy: bool) -> list[Tensor]:
         states, settings, ctx = self.begin(tensors, var)
         self.update_tensors(tensors, states, settings, ctx)
         if copy:

@@ -37,6 +37,8 @@ __all__ = [
     "finite_probe",
     "has_dtensor",
     "is_dtensor",
+    "gather_whole",
+    "scatter_like",
 ]
 
 Ord = Union[float, Literal["mad", "std", "var", "sum", "l0", "l1", "l2", "l3", "l4", "linf"]]
@@ -471,3 +473,24 @@ def _sharded_global_stat(tensors: list[Tensor], ord: str) -> Tensor:
     m2 = torch.stack(_all_reduce([(x - mean).pow(2).sum() for x in xs], groups, ["sum"] * len(xs))).sum()
     var = m2 / (count - 1) if count > 1 else torch.full_like(m2, math.nan)
     return var.sqrt() if ord == "std" else var
+
+
+def gather_whole(tensors: Sequence[Tensor]) -> list[Tensor]:
+    """Each DTensor of ``tensors`` as the whole tensor on every rank (``full_tensor()``: one
+    all-gather per sharded tensor, in order, so every rank must call this with the same
+    tensors); other tensors as they are."""
+    return [t.full_tensor() if is_dtensor(t) else t for t in tensors]  # type: ignore[attr-defined]
+
+
+def scatter_like(whole: Sequence[Tensor], like: Sequence[Tensor]) -> list[Tensor]:
+    """``whole[i]`` sharded as ``like[i]`` is, where that is a DTensor: each rank keeps its own
+    shard of the (identical) whole tensor it computed, without communication."""
+    out = []
+    for w, t in zip(whole, like):
+        if is_dtensor(t):
+            from torch.distributed.tensor import distribute_tensor
+
+            out.append(distribute_tensor(w, t.device_mesh, t.placements, src_data_rank=None))  # type: ignore[attr-defined]
+        else:
+            out.append(w)
+    return out

@@ -43,6 +43,7 @@ from .adaptive import (
     SOAP,
     Shampoo,
     PSGDKron,
+    Prodigy,
 )
 from .momentum import (
     EMA,
@@ -51,6 +52,7 @@ from .momentum import (
     Debias,
     Cautious,
     ScheduleFree,
+    MARSCorrection,
 )
 from .step_size import (
     LR,
@@ -197,12 +199,14 @@ __all__ = [
     "SOAP",
     "Shampoo",
     "PSGDKron",
+    "Prodigy",
     "EMA",
     "HeavyBall",
     "NAG",
     "Debias",
     "Cautious",
     "ScheduleFree",
+    "MARSCorrection",
     "SAM",
     "ASAM",
     "LR",

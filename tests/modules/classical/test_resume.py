@@ -37,6 +37,8 @@ CHAINS = {
     "Shampoo-Graft": "[tz.m.Shampoo(update_freq=3, block_size=4), tz.m.Graft([tz.m.Grad(), tz.m.Adam()]), tz.m.LR(0.01)]",
     "ScheduleFree-AdamW": "[tz.m.RMSprop(0.999, debiased=True), tz.m.WeightDecay(1e-3), tz.m.ScheduleFree(0.01, warmup_steps=3)]",
     "AdEMAMix-LR": "[tz.m.AdEMAMix(beta3_warmup=5, alpha_warmup=5), tz.m.LR(0.01)]",
+    "Prodigy": "[tz.m.Prodigy(weight_decay=0.01)]",
+    "MARS-Adam": "[tz.m.MARSCorrection(0.9), tz.m.Adam(), tz.m.LR(0.01)]",
     "SAM-HeavyBall": "[tz.m.SAM(0.05), tz.m.HeavyBall(0.9), tz.m.LR(0.05)]",
 }
 

@@ -12,10 +12,11 @@ from .muon import Muon
 from .nadam import NAdam
 from .orthogonalize import Orthogonalize
 from .radam import RAdam
+from .prodigy import Prodigy
 from .psgd import PSGDKron
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .shampoo import Shampoo
 from .soap import SOAP
 
-__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon", "AdEMAMix", "SOAP", "Shampoo", "PSGDKron"]
+__all__ = ["Adam", "NAdam", "RAdam", "Adamax", "Adadelta", "Adafactor", "ASGD", "RMSprop", "Adagrad", "Lion", "Adan", "Rprop", "Orthogonalize", "Muon", "AdEMAMix", "SOAP", "Shampoo", "PSGDKron", "Prodigy"]

@@ -81,6 +81,8 @@ class Muon(Transform):
         Liu, J., et al. (2025). Muon is scalable for LLM training. https://arxiv.org/abs/2502.16982
     """
 
+    WHOLE_TENSORS = True  # under FSDP2 each matrix is gathered whole (see Transform.WHOLE_TENSORS)
+
     STATE_KEYS = {"momentum_buffer": "like_param"}
 
     def __init__(

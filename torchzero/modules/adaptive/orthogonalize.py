@@ -111,6 +111,8 @@ class Orthogonalize(Transform):
         (steepest descent under the spectral norm). https://arxiv.org/abs/2409.20325
     """
 
+    WHOLE_TENSORS = True  # under FSDP2 each matrix is gathered whole (see Transform.WHOLE_TENSORS)
+
     def __init__(
         self,
         ns_steps: int = 5,

@@ -88,6 +88,8 @@ class PSGDKron(TensorwiseTransform):
         https://arxiv.org/abs/2402.11858
     """
 
+    WHOLE_TENSORS = True  # under FSDP2 each matrix is gathered whole (see Transform.WHOLE_TENSORS)
+
     STATE_KEYS = {"step": "step", "ema": "like_param", "Q_0": "own_dtype", "L_0": "own_dtype"}
     # the factors are in the preconditioner's dtype, which loading must keep (a vector's diagonal
     # factor has the vector's shape, and torch.optim would cast it to the parameter's dtype)

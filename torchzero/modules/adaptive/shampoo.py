@@ -92,6 +92,8 @@ class Shampoo(TensorwiseTransform):
         optimization for deep learning (blocking, grafting). https://arxiv.org/abs/2002.09018
     """
 
+    WHOLE_TENSORS = True  # under FSDP2 each matrix is gathered whole (see Transform.WHOLE_TENSORS)
+
     STATE_KEYS = {"step": "step"}
     OPTIONAL_STATE_KEYS = {"diagonal": "like_param"}
 

@@ -84,6 +84,8 @@ class SOAP(TensorwiseTransform):
         https://arxiv.org/abs/2409.11321
     """
 
+    WHOLE_TENSORS = True  # under FSDP2 each matrix is gathered whole (see Transform.WHOLE_TENSORS)
+
     STATE_KEYS = {"step": "step", "exp_avg": "like_param", "exp_avg_sq": "like_param"}
 
     def __init__(

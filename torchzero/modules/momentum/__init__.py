@@ -2,6 +2,7 @@
 from .cautious import Cautious
 from .debias import Debias
 from .ema import EMA, NAG, HeavyBall
+from .mars import MARSCorrection
 from .schedule_free import ScheduleFree
 
-__all__ = ["EMA", "HeavyBall", "NAG", "Debias", "Cautious", "ScheduleFree"]
+__all__ = ["EMA", "HeavyBall", "NAG", "Debias", "Cautious", "ScheduleFree", "MARSCorrection"]
