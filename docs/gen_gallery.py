@@ -127,7 +127,8 @@ OUTPUT = re.compile(r"^<!-- output: (?P<cmd>[^\n]+?) -->\n```text\n.*?^```$", re
 #: The plot each example writes, and its name in docs/examples/img/.
 PLOTS = {"quickstart.py": ("loss.png", "quickstart.png"), "clip_stats.py": ("clip_stats.png", "clip_stats.png"),
          "custom_module.py": ("custom_module.png", "custom_module.png"),
-         "lr_schedulers_and_amp.py": ("lr_schedulers_and_amp.png", "lr_schedulers_and_amp.png")}
+         "lr_schedulers_and_amp.py": ("lr_schedulers_and_amp.png", "lr_schedulers_and_amp.png"),
+         "modern_optimizers.py": ("modern_optimizers.png", "modern_optimizers.png")}
 
 
 def outputs() -> None:

@@ -154,3 +154,11 @@ def test_mezo(tmp_path: Path) -> None:
     losses = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^   (.+?) +([0-9.e+-]+)$", out, re.M)}
     assert set(losses) == {"MeZO + Adam", "MeZO + LR (ZO-SGD)", "Adam, backprop"}
     assert losses["Adam, backprop"] < losses["MeZO + Adam"]  # per forward pass backprop is ahead
+
+
+def test_modern_optimizers(tmp_path: Path) -> None:
+    out = run_example("modern_optimizers.py", "--steps", "25", "--out", str(tmp_path))
+    assert is_png(tmp_path / "modern_optimizers.png")
+    losses = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^   (.+?) +([0-9.]+)$", out, re.M)}
+    assert set(losses) == {"AdamW", "Muon + AdamW", "SOAP", "Schedule-Free AdamW"}
+    assert all(0 < v < 4.9 for v in losses.values())  # below the uniform 128-way loss (ln 128 = 4.85) after 25 steps
