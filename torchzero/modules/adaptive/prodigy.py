@@ -14,6 +14,15 @@ from ._betas import check_betas
 
 __all__ = ["Prodigy"]
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _wide(g: Tensor, p: Tensor, st: Any) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """The gradient, the parameter and the state, in float32 for half precision."""
+    if g.dtype not in _HALF:
+        return g, p, {k: st[k] for k in ("exp_avg", "exp_avg_sq", "s", "p0")}
+    return g.float(), p.float(), {k: st[k].float() for k in ("exp_avg", "exp_avg_sq", "s", "p0")}
+
 _KEYS = ("lr", "betas", "beta3", "eps", "weight_decay", "use_bias_correction", "safeguard_warmup", "d0", "d_coef", "growth_rate")
 
 
@@ -121,12 +130,18 @@ class Prodigy(Transform):
         dlr = d * lr * bc
         s_alpha = (d / d0) * (d if c["safeguard_warmup"] else dlr)
         delta, denom = 0.0, 0.0
-        for g, p, st in zip(tensors, params, states):
+        # half precision in float32 (d^2 (1 - beta2) g^2 and d * eps underflow in float16), stored back
+        work = [_wide(g, p, st) for g, p, st in zip(tensors, params, states)]
+        for g, p, st in work:
             delta += (d / d0) * dlr * float(torch.dot(g.flatten(), (st["p0"] - p).flatten()))
             st["exp_avg"].mul_(b1).add_(g, alpha=d * (1 - b1))
             st["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=d * d * (1 - b2))
             st["s"].mul_(beta3).add_(g, alpha=s_alpha)
             denom += float(st["s"].abs().sum())
+        for (_, _, w), st in zip(work, states):
+            for key in ("exp_avg", "exp_avg_sq", "s"):
+                if w[key] is not st[key]:
+                    st[key].copy_(w[key])
         if denom == 0.0:  # no gradient anywhere yet: no step, d unchanged
             return [torch.zeros_like(g) for g in tensors]
         numerator += delta
@@ -138,9 +153,9 @@ class Prodigy(Transform):
         gs.update(d=d, d_max=d_max, d_numerator=numerator, k=k + 1)
         wd = float(c["weight_decay"])
         out = []
-        for p, st in zip(params, states):
+        for (_, p, st), t in zip(work, tensors):
             u = st["exp_avg"] / (st["exp_avg_sq"].sqrt() + d * eps)
             if wd != 0:
                 u.add_(p, alpha=wd)
-            out.append(u.mul_(dlr))
+            out.append(u.mul_(dlr).to(t.dtype))
         return out
