@@ -35,7 +35,7 @@ class Prodigy(Transform):
     r &\leftarrow \sqrt{\beta_3}\, r + \tfrac{d}{d_0}\,\gamma_d\, \langle g, x_0 - x\rangle, \qquad
     s \leftarrow \beta_3 s + \tfrac{d}{d_0}\,\gamma_d\, g \quad (\gamma_d = d\cdot \text{lr}\cdot c_k), \\
     m &\leftarrow \beta_1 m + d(1-\beta_1) g, \qquad v \leftarrow \beta_2 v + d^2(1-\beta_2) g^2, \\
-    \hat d &= d_{\text{coef}}\, \frac{r}{\lVert s\rVert_1}, \quad d \leftarrow \min(\max(d, \hat d), d\cdot\text{growth\_rate}),
+    \hat d &= d_{\text{coef}}\, \frac{r}{\lVert s\rVert_1}, \quad d \leftarrow \min(\max(d, \hat d), \kappa d),
     \qquad u = \gamma_d \left(\frac{m}{\sqrt v + d\,\epsilon} + \lambda x\right)
     \end{aligned}
     $$
@@ -43,7 +43,7 @@ class Prodigy(Transform):
     with $\beta_3$ = ``beta3`` ($\sqrt{\beta_2}$ when ``None``; the numerator decays by it), $c_k$
     Adam's bias correction with ``use_bias_correction`` (else 1), $\lambda$ = ``weight_decay``
     (decoupled: it is scaled by $\gamma_d$, so it lives here; L2 decay is ``WeightDecay`` before
-    it), and $\gamma_d$ the step size of the old $d$. The sums are over every parameter the
+    it), $\kappa$ = ``growth_rate``, and $\gamma_d$ the step size of the old $d$. The sums are over every parameter the
     module sees (one $d$ for all); with ``safeguard_warmup`` $s$ takes $d$ instead of
     $\gamma_d$. A step whose gradients are all zero changes nothing.
 

@@ -62,7 +62,8 @@ class PSGDKron(TensorwiseTransform):
     Args:
         max_size: the largest side with a dense factor (default: ``inf``).
         max_skew: a side $n$ is dense only if $n^2 \le$ ``max_skew`` $\cdot$ numel (default: ``1.0``).
-        init_scale: $P_0 = $ ``init_scale``$^2 I$, ``> 0`` (default: ``1.0``).
+        init_scale: the initial preconditioner is ``init_scale`` squared times the identity,
+            ``> 0`` (default: ``1.0``).
         lr_preconditioner: the fitting step size, in ``(0, 1)`` (default: ``0.5``; the author
             anneals it to about 0.1).
         beta_l: the average of the bounds, in ``[0, 1)`` (default: ``0.9``).

@@ -45,10 +45,10 @@ class MARSCorrection(Transform):
 
     $$
     c_t = g_t + \gamma \frac{\beta}{1-\beta} (g_t - g_{t-1}), \qquad
-    \tilde c_t = c_t \min\!\left(1, \frac{\text{max\_norm}}{\lVert c_t \rVert}\right)
+    \tilde c_t = c_t \min\!\left(1, \frac{\tau}{\lVert c_t \rVert}\right)
     $$
 
-    with $g_0 = 0$. Put the momentum method after it with the same $\beta$ as its first
+    with $g_0 = 0$ and $\tau$ = ``max_norm``. Put the momentum method after it with the same $\beta$ as its first
     moment: ``MARSCorrection(beta=b1), Adam(b1, b2), WeightDecay(wd), LR(lr)`` is MARS-AdamW;
     ``MARSCorrection(beta), Lion(...)`` MARS-Lion. The norm is per tensor (``tensorwise``, as
     the authors' code does), or over all parameters together as the paper's algorithm box writes

@@ -32,7 +32,7 @@ class SAM(Module):
 
     with $g = \nabla L(w)$, $1/p + 1/q = 1$, the norm over all parameters, and $T = 1$ (SAM) or
     $T = |w| + \eta$ (``asam=True``, :class:`ASAM`). For $p = 2$, $\hat\epsilon = \rho\, T^2 g
-    / \|Tg\|_2$.
+    / \lVert Tg\rVert_2$.
 
     Each step costs two gradient evaluations: ``Modular`` evaluates $g$ at $w$ with the
     closure, then this module moves the parameters to $w + \hat\epsilon$, calls
@@ -151,7 +151,7 @@ class SAM(Module):
 class ASAM(SAM):
     r"""Adaptive SAM: :class:`SAM` with ``asam=True``, whose neighbourhood scales with the
     weights, $T = |w| + \eta$ elementwise, so that rescaling a layer (as ReLU networks allow)
-    doesn't change the sharpness it measures: $\hat\epsilon = \rho\, T^2 g / \|Tg\|_2$ for $p = 2$.
+    doesn't change the sharpness it measures: $\hat\epsilon = \rho\, T^2 g / \lVert Tg\rVert_2$ for $p = 2$.
     Its radius is larger than SAM's (default ``0.5``).
 
     The ASAM reference applies $T$ to weights only and $T = 1$ to biases: give biases
