@@ -294,16 +294,12 @@ CASES += [
 
 
 
-def _heavyball(make: Callable[..., torch.optim.Optimizer]) -> Factory:
-    """A heavyball optimizer in eager mode (no torch.compile), stepped on the same gradients:
-    heavyball clears ``p.grad`` after its step, so each step is handed a copy of them."""
+def _fresh_grads(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer]) -> Factory:
+    """A factory whose step hands the optimizer a fresh copy of the workload's gradients (heavyball
+    clears ``p.grad`` after its step; both sides of a heavyball case get the same treatment)."""
 
     def factory(params: list[torch.Tensor]) -> StepFn:
-        import heavyball  # the "bench" extra
-        import heavyball.utils
-
-        heavyball.utils.compile_mode = None
-        opt = make(heavyball, params)
+        opt = make(params)
         grads = [p.grad.clone() for p in params]
 
         def step() -> None:
@@ -317,22 +313,22 @@ def _heavyball(make: Callable[..., torch.optim.Optimizer]) -> Factory:
     return factory
 
 
+def _heavyball(make: Callable[..., torch.optim.Optimizer]) -> Factory:
+    """A heavyball optimizer (the "bench" extra) in eager mode: no torch.compile."""
+
+    def build(params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        import heavyball
+        import heavyball.utils
+
+        heavyball.utils.compile_mode = None
+        return make(heavyball, params)
+
+    return _fresh_grads(build)
+
+
 def _tz_with_grads(modules_fn: Callable[[], list]) -> Factory:
-    """A torchzero chain given the same per-step gradient copy as the heavyball side."""
-
-    def factory(params: list[torch.Tensor]) -> StepFn:
-        opt = _modular(params, *modules_fn())
-        grads = [p.grad.clone() for p in params]
-
-        def step() -> None:
-            for p, g in zip(params, grads):
-                p.grad = g.clone()
-            opt.step()
-
-        step.__self__ = opt  # type: ignore[attr-defined]
-        return step
-
-    return factory
+    """A torchzero chain, stepped as the heavyball side is."""
+    return _fresh_grads(lambda params: _modular(params, *modules_fn()))
 
 
 # heavyball's equivalents (pip install -e ".[bench]"), eager mode, the same hyperparameters;

@@ -10,6 +10,24 @@ def make_params(shapes, seed: int = 0, dtype: torch.dtype = torch.float64) -> li
     return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in shapes]
 
 
+def small_mlp(dtype: torch.dtype = torch.float64) -> torch.nn.Module:
+    """5 -> 8 (tanh) -> 3, seeded: the model of the optimizer-against-reference tests."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+
+
+def train_small_mlp(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, scale: float = 1.0) -> None:
+    """``steps`` steps of ``scale * mean(sin(model(x))**2)`` on seeded batches of 16 (the same
+    batches for every model trained with it)."""
+    g = torch.Generator().manual_seed(1)
+    dtype = next(model.parameters()).dtype
+    for _ in range(steps):
+        x = torch.randn(16, 5, generator=g).to(dtype)
+        opt.zero_grad()
+        (scale * model(x).sin() ** 2).mean().backward()
+        opt.step()
+
+
 def set_grads(params, seed: int) -> None:
     """Fills ``p.grad`` with seeded random values."""
     g = torch.Generator().manual_seed(seed)

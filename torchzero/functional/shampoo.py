@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .soap import mode_products
+
 __all__ = ["ROOT_METHODS", "inverse_root", "inverse_root_eigh", "inverse_root_newton", "blocks", "precondition"]
 
 ROOT_METHODS = ("eigh", "newton")
@@ -89,10 +91,5 @@ def blocks(shape: Sequence[int], block_size: int | None) -> list[tuple[slice, ..
 
 def precondition(x: Tensor, roots: Sequence[Tensor | None]) -> Tensor:
     r"""$X \times_1 P_1 \cdots \times_k P_k$ (identity along dims whose root is ``None``); the
-    $P_i$ are symmetric."""
-    for r in roots:
-        if r is None:
-            x = x.permute(*range(1, x.ndim), 0)
-        else:
-            x = torch.tensordot(x, r, dims=([0], [0]))
-    return x
+    $P_i$ are symmetric (:func:`~torchzero.functional.soap.mode_products`)."""
+    return mode_products(x, roots, transpose=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["merged_shape", "factor_dims", "update_factors_", "eigenbases", "refresh_eigenbases", "project", "project_back"]
+__all__ = ["merged_shape", "factor_dims", "update_factors_", "eigenbases", "refresh_eigenbases", "mode_products", "project", "project_back"]
 
 
 def merged_shape(shape: Sequence[int], max_dim: int) -> tuple[int, ...]:
@@ -105,21 +105,23 @@ def refresh_eigenbases(factors: Sequence[Tensor | None], qs: Sequence[Tensor | N
     return out, exp_avg_sq
 
 
-def project(x: Tensor, qs: Sequence[Tensor | None]) -> Tensor:
-    r"""$X \times_1 Q_1^\top \cdots \times_k Q_k^\top$ (identity along dims without a basis)."""
-    for q in qs:
-        if q is None:
+def mode_products(x: Tensor, mats: Sequence[Tensor | None], transpose: bool) -> Tensor:
+    r"""$X \times_1 M_1 \cdots \times_k M_k$ (``transpose``: the $M_i^\top$), identity along
+    dims whose matrix is ``None``: dim $i$ of the result is $\sum_j X_{\dots j \dots} (M_i)_{j\,\cdot}$
+    (or $(M_i)_{\cdot\, j}$); each step contracts the leading dim and appends the result's last."""
+    for m in mats:
+        if m is None:
             x = x.permute(*range(1, x.ndim), 0)
         else:
-            x = torch.tensordot(x, q, dims=([0], [0]))
+            x = torch.tensordot(x, m, dims=([0], [0 if transpose else 1]))
     return x
+
+
+def project(x: Tensor, qs: Sequence[Tensor | None]) -> Tensor:
+    r"""$X \times_1 Q_1^\top \cdots \times_k Q_k^\top$ (identity along dims without a basis)."""
+    return mode_products(x, qs, transpose=True)
 
 
 def project_back(x: Tensor, qs: Sequence[Tensor | None]) -> Tensor:
     r"""$X \times_1 Q_1 \cdots \times_k Q_k$, the inverse of :func:`project`."""
-    for q in qs:
-        if q is None:
-            x = x.permute(*range(1, x.ndim), 0)
-        else:
-            x = torch.tensordot(x, q, dims=([0], [1]))
-    return x
+    return mode_products(x, qs, transpose=False)

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import torchzero as tz
+from conftest import small_mlp as _model
+from conftest import train_small_mlp as _train
 from reference.ademamix import AdEMAMixReference
 
 F64 = torch.float64
@@ -16,20 +18,6 @@ OPTIONS = {
     "betas-eps": {"betas": (0.8, 0.99, 0.999), "eps": 1e-6},
     "beta1=0": {"betas": (0.0, 0.999, 0.99), "alpha": 1.0},
 }
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(F64)
-
-
-def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x = torch.randn(16, 5, generator=g, dtype=F64)
-        opt.zero_grad()
-        (model(x).sin() ** 2).mean().backward()
-        opt.step()
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.1], ids=["no-decay", "decay"])

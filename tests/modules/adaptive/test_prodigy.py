@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import torchzero as tz
+from conftest import small_mlp as _model
+from conftest import train_small_mlp as _train
 from reference.prodigy import ProdigyReference
 
 F64 = torch.float64
@@ -16,20 +18,6 @@ OPTIONS = {
     "safeguard-growth-coef-beta3": dict(safeguard_warmup=True, growth_rate=1.02, d_coef=0.5, beta3=0.99, lr=0.5),
     "betas-eps-d0": dict(betas=(0.8, 0.99), eps=1e-6, d0=1e-4),
 }
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(F64)
-
-
-def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x = torch.randn(16, 5, generator=g, dtype=F64)
-        opt.zero_grad()
-        (model(x).sin() ** 2).mean().backward()
-        opt.step()
 
 
 @pytest.mark.parametrize("options", list(OPTIONS.values()), ids=list(OPTIONS))

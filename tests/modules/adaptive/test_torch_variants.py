@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import torchzero as tz
+from conftest import small_mlp as _model
+from conftest import train_small_mlp as _train
 
 F64 = torch.float64
 
@@ -55,21 +57,6 @@ CASES = {
         lambda p: tz.Modular(p, tz.m.Negate(), tz.m.WeightDecay(0.01), tz.m.Adadelta(0.95, 1e-5), tz.m.LR(0.5)),
     ),
 }
-
-
-def _model(dtype: torch.dtype) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
-
-
-def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    dtype = next(model.parameters()).dtype
-    for _ in range(steps):
-        x = torch.randn(16, 5, generator=g).to(dtype)
-        opt.zero_grad()
-        (model(x).sin() ** 2).mean().backward()
-        opt.step()
 
 
 @pytest.mark.parametrize(("dtype", "rtol"), [(F64, 1e-11), (torch.float32, 2e-4)], ids=["float64", "float32"])

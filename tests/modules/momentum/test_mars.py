@@ -6,23 +6,15 @@ import pytest
 import torch
 
 import torchzero as tz
+from conftest import small_mlp as _model
+from conftest import train_small_mlp
 from reference.mars import MARSAdamWReference
 
 F64 = torch.float64
 
 
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(F64)
-
-
 def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x = torch.randn(16, 5, generator=g, dtype=F64)
-        opt.zero_grad()
-        (10 * model(x).sin() ** 2).mean().backward()  # gradients large enough to be clipped
-        opt.step()
+    train_small_mlp(model, opt, steps, scale=10.0)  # gradients large enough to be clipped
 
 
 @pytest.mark.parametrize("tensorwise", [True, False], ids=["per-tensor", "global"])

@@ -12,6 +12,7 @@ from ...core.var import Var
 from ...functional.shampoo import ROOT_METHODS, blocks, inverse_root, precondition
 from ...functional.soap import factor_dims, merged_shape
 from ...utils.validation import check_beta, check_bool, check_choice, check_int, check_number, check_optional_number
+from ._factors import check_square_factors
 
 __all__ = ["Shampoo"]
 
@@ -152,18 +153,14 @@ class Shampoo(TensorwiseTransform):
             if st is None or int(st.get("step", 0)) == 0:
                 continue
             _, bs, which = _layout(p, self.settings(p))
-            for b, (block, has) in enumerate(zip(bs, which)):
-                for d, (sl, h) in enumerate(zip(block, has)):
-                    n = sl.stop - sl.start
-                    for key in (f"H_{b}_{d}", f"P_{b}_{d}"):
-                        f = st.get(key)
-                        if h and (not isinstance(f, Tensor) or tuple(f.shape) != (n, n)):
-                            got = "missing" if f is None else (tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__)
-                            raise RuntimeError(
-                                f"Shampoo: the state {key!r} of a parameter of shape {tuple(p.shape)} should be a ({n}, {n}) "
-                                f"tensor, got {got}; nothing was changed. Was the state saved with other settings "
-                                "(max_dim, merge_small, block_size, precondition_1d) or for another model?"
-                            )
+            expected = [
+                (f"{kind}_{b}_{d}", sl.stop - sl.start)
+                for b, (block, has) in enumerate(zip(bs, which))
+                for d, (sl, h) in enumerate(zip(block, has))
+                if h
+                for kind in ("H", "P")
+            ]
+            check_square_factors("Shampoo", p, st, expected, "max_dim, merge_small, block_size, precondition_1d")
         return super().step(var)
 
     # ------------------------------------------------------------------ the step

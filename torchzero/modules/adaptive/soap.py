@@ -11,6 +11,7 @@ from ...core.transform import Context, TensorwiseTransform
 from ...core.var import Var
 from ...functional.soap import eigenbases, factor_dims, merged_shape, project, project_back, refresh_eigenbases, update_factors_
 from ...utils.validation import check_beta, check_bool, check_int, check_number, check_optional_number
+from ._factors import check_square_factors
 
 __all__ = ["SOAP"]
 
@@ -137,17 +138,8 @@ class SOAP(TensorwiseTransform):
             if st is None or "exp_avg" not in st:
                 continue
             setting = self.settings(p)
-            shape = _shape(p, setting)
-            for i, (has, d) in enumerate(zip(_which(p, setting), shape)):
-                for key in (f"GG_{i}", f"Q_{i}"):
-                    f = st.get(key)
-                    if has and (not isinstance(f, Tensor) or tuple(f.shape) != (d, d)):
-                        got = "missing" if f is None else (tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__)
-                        raise RuntimeError(
-                            f"SOAP: the state {key!r} of a parameter of shape {tuple(p.shape)} should be a ({d}, {d}) "
-                            f"tensor, got {got}; nothing was changed. Was the state saved with other settings "
-                            "(max_dim, merge_small, precondition_1d) or for another model?"
-                        )
+            expected = [(f"{kind}_{i}", d) for i, (has, d) in enumerate(zip(_which(p, setting), _shape(p, setting))) if has for kind in ("GG", "Q")]
+            check_square_factors("SOAP", p, st, expected, "max_dim, merge_small, precondition_1d")
         return super().step(var)
 
     # ------------------------------------------------------------------ the step
