@@ -351,26 +351,22 @@ CASES += [
         "SOAP(precond_freq=10, max_dim=2048) vs heavyball.SOAP(precondition_frequency=10, max_precond_dim=2048, no schedule)",
         workloads=("matrices",),
     ),
-    Case(
-        "PSGDKron-vs-heavyball",
-        _tz_with_grads(lambda: [tz.m.PSGDKron(max_size=2048, max_skew=float("inf"), update_probability=1.0), tz.m.LR(1e-3)]),
-        _heavyball(lambda hb, p: hb.PSGDKron(
-            p, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, preconditioner_update_probability=1.0,
-            max_size_triangular=2048, min_ndim_triangular=2, memory_save_mode=None, q_dtype="float32",
-        )),
-        "PSGDKron(max_size=2048, dense factors, fit every step) vs heavyball.PSGDKron (its triangular-Q variant), fit every step",
-        workloads=("matrices",),
-    ),
-    Case(
-        "PSGDKron-p0.1-vs-heavyball",
-        _tz_with_grads(lambda: [tz.m.PSGDKron(max_size=2048, max_skew=float("inf"), update_probability=0.1), tz.m.LR(1e-3)]),
-        _heavyball(lambda hb, p: hb.PSGDKron(
-            p, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, preconditioner_update_probability=0.1,
-            max_size_triangular=2048, min_ndim_triangular=2, memory_save_mode=None, q_dtype="float32",
-        )),
-        "as PSGDKron-vs-heavyball, fitting on 1 step in 10 (the author's annealed setting)",
-        workloads=("matrices",),
-    ),
+    *[
+        Case(
+            name,
+            _tz_with_grads(lambda prob=prob: [tz.m.PSGDKron(max_size=2048, max_skew=float("inf"), update_probability=prob), tz.m.LR(1e-3)]),
+            _heavyball(lambda hb, p, prob=prob: hb.PSGDKron(
+                p, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, preconditioner_update_probability=prob,
+                max_size_triangular=2048, min_ndim_triangular=2, memory_save_mode=None, q_dtype="float32",
+            )),
+            f"PSGDKron(max_size=2048, dense factors) vs heavyball.PSGDKron (its triangular-Q variant), fitting {when}",
+            workloads=("matrices",),
+        )
+        for name, prob, when in (
+            ("PSGDKron-vs-heavyball", 1.0, "every step"),
+            ("PSGDKron-p0.1-vs-heavyball", 0.1, "on 1 step in 10 (the author's annealed setting)"),
+        )
+    ],
     Case(
         "Shampoo-vs-heavyball",
         _tz_with_grads(lambda: [tz.m.Shampoo(update_freq=10, max_dim=2048), tz.m.LR(3e-3)]),
