@@ -228,6 +228,113 @@ def test_copy_form_not_used_after_another_module_formed_the_update():
     assert calls == ["copy"]
 
 
+# ---------------------------------------------------------------- the stream form (apply_tensors_stream)
+class StreamingScale(tz.Transform):
+    """``u = c * t + state``, one tensor at a time; records how many of its earlier outputs are
+    still alive when it makes the next one."""
+
+    def __init__(self, c: float = 2.0, target: str = "update"):
+        super().__init__({"c": c}, target=target)
+        self.alive: list[int] = []
+        self.streamed = 0
+
+    def init_state(self, tensor, setting):
+        return {"acc": torch.zeros_like(tensor)}
+
+    def update_tensors(self, tensors, states, settings, ctx):
+        torch._foreach_add_(states["acc"], tensors)
+
+    def apply_tensors_stream(self, tensors, states, settings, ctx):
+        import weakref
+
+        self.streamed += 1
+        made: list[weakref.ref] = []
+        for t, acc, s in zip(tensors, states["acc"], settings):
+            self.alive.append(sum(r() is not None for r in made))
+            u = t * s["c"] + acc
+            made.append(weakref.ref(u))
+            yield u
+            del u
+
+    def apply_tensors(self, tensors, states, settings, ctx):
+        return list(self.apply_tensors_stream(tensors, states, settings, ctx))
+
+
+class Batch(StreamingScale):
+    """The same module without its stream form: every update made before any is applied."""
+
+    def has_stream_form(self) -> bool:
+        return False
+
+
+STREAM_CHAINS = {
+    "alone": lambda cls: [cls()],
+    "after-a-module": lambda cls: [tz.m.Mul(-1.5), cls()],
+    "trailing-LR": lambda cls: [cls(), tz.m.LR(0.1)],
+    "trailing-LR-tensor": lambda cls: [cls(), tz.m.LR(torch.tensor(0.1, dtype=torch.float64))],
+    "trailing-LR-per-group": lambda cls: [cls(), tz.m.LR(0.1)],
+}
+
+
+def _stream_run(name: str, cls: type) -> tuple[list[torch.Tensor], tz.Modular]:
+    params = make_params([(4, 5), (3,), (), (0, 2), (2, 3, 3)])
+    modules = STREAM_CHAINS[name](cls)
+    groups = [{"params": params[:2], "lr": 0.3}, {"params": params[2:]}] if name.endswith("per-group") else params
+    opt = tz.Modular(groups, *modules)
+    for s in range(4):
+        set_grads(params, s)
+        raw = [p.grad.clone() for p in params]
+        opt.step()
+        assert all(torch.equal(p.grad, g) for p, g in zip(params, raw)), "p.grad changed"
+    return params, opt
+
+
+@pytest.mark.parametrize("name", list(STREAM_CHAINS))
+def test_stream_form_equals_the_batch_form_bit_for_bit_holding_one_update_at_a_time(name):
+    a, opt_a = _stream_run(name, StreamingScale)
+    b, opt_b = _stream_run(name, Batch)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    for x, y in zip(a, b):
+        key = next(k for k in opt_a.state[x] if k.endswith(".acc"))
+        assert torch.equal(opt_a.state[x][key], opt_b.state[y][key])
+    streaming = next(m for m in opt_a.chain.modules if isinstance(m, StreamingScale))
+    assert streaming.streamed == 4
+    assert streaming.alive and max(streaming.alive) == 0  # each update dropped before the next is made
+    batch = next(m for m in opt_b.chain.modules if isinstance(m, StreamingScale))
+    assert max(batch.alive) == 4  # the batch form keeps them all until the parameters move
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        pytest.param(lambda: [StreamingScale(), tz.m.Mul(0.5)], id="not-last"),
+        pytest.param(lambda: [StreamingScale(target="grad")], id="gradient-target"),
+        pytest.param(lambda: [tz.m.Mul(0.5), StreamingScale(), tz.m.LR(0.1), tz.m.Mul(1.0)], id="LR-not-last"),
+    ],
+)
+def test_stream_form_is_only_used_by_the_module_that_moves_the_parameters(chain):
+    params = make_params([(3,), (2, 2)])
+    modules = chain()
+    opt = tz.Modular(params, *modules)
+    set_grads(params, 0)
+    opt.step()
+    streaming = next(m for m in modules if isinstance(m, StreamingScale))
+    assert streaming.streamed == 1  # called by apply_tensors: all made before any is applied
+    assert max(streaming.alive) == 1
+
+
+def test_stream_form_is_not_used_by_a_module_with_inner_children():
+    class WithInner(StreamingScale):
+        def __init__(self):
+            super().__init__()
+            self.set_child("inner", tz.m.Mul(2.0))
+
+    m = WithInner()
+    assert not m.has_stream_form()
+    assert StreamingScale().has_stream_form() and not tz.m.Adam().has_stream_form()
+
+
 def test_cached_settings_follow_group_changes_and_overrides():
     """Settings lists are cached between steps: a new group value, an override added mid-run and
     a new param group must all be seen on the next step (reference: a fresh optimizer)."""

@@ -10,7 +10,7 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from .residuals import ResidualClosure
 from .state import ModuleState, StateStore
 from .state_check import check_grads
 from .sync import host_bool
+from .transform import Transform
 from .var import Var
 
 __all__ = ["Modular", "NONFINITE_POLICIES"]
@@ -248,6 +249,9 @@ class Modular(torch.optim.Optimizer):
         last = self.chain.modules[-1]
         self._trailing_lr = last if last.CAPABILITIES.fused_role == "lr" else None
         self._head = self.chain.modules[:-1] if self._trailing_lr is not None else self.chain.modules
+        tail = self._head[-1] if self._head else None
+        # the module whose updates move the parameters one at a time (see _run_chain)
+        self._streams = tail if isinstance(tail, Transform) and tail.has_stream_form() else None
         for m in self._modules:
             m.full_stats = full_stats
         self._fused_plan = None if fused is False else plan(self.chain.modules)
@@ -402,9 +406,7 @@ class Modular(torch.optim.Optimizer):
         if fused is not None:
             self._fused_plan.run(fused, l2_norm)  # type: ignore[union-attr]
             return loss
-        update = self._run_chain(var, start)
-        if update is not None:
-            self._apply(params, update)
+        self._run_chain(var, start)
         return loss
 
     # ------------------------------------------------------------------ train / eval
@@ -465,9 +467,7 @@ class Modular(torch.optim.Optimizer):
             estimator.global_state = before  # the draws of a step that didn't happen
             estimator.clear_stats()
             return loss
-        update = self._run_chain(var, 1)
-        if update is not None:
-            self._apply(params, update)
+        self._run_chain(var, 1)
         return loss
 
     def _collect(self) -> list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]:
@@ -521,23 +521,30 @@ class Modular(torch.optim.Optimizer):
             return None
         return var, start, l2_norm
 
-    def _run_chain(self, var: Var, start: int) -> list[Tensor] | None:
-        """Runs the modules before the trailing ``LR`` from ``start`` on; the update, or ``None``
-        if a module skipped the update."""
+    def _run_chain(self, var: Var, start: int) -> None:
+        """Runs the modules before the trailing ``LR`` from ``start`` on and moves the
+        parameters by the update, unless a module skipped it. A last module with a stream form
+        (:meth:`Transform.apply_tensors_stream`) moves each parameter as its update is made."""
         head = self._head
         # an index, not an iterator: under torch.compile a graph break inside a module (a step
         # guard's host sync) resumes in this loop, and dynamo mishandles a resumed list iterator
         i = start
         while i < len(head):
-            var = head[i].step(var)
+            m = head[i]
+            if i == len(head) - 1 and m is self._streams:
+                updates = m.stream(var)
+                if updates is not None:
+                    self._apply_each(var.params, updates)
+                    return
+            var = m.step(var)
             if var.skip_update:
                 if var.terminate:
                     self.terminated = True
-                return None
+                return
             i += 1
         update = var.update if var.update is not None else var.grad
         assert update is not None
-        return update
+        self._apply(var.params, update)
 
     def _apply(self, params: list[Tensor], update: list[Tensor]) -> None:
         """Moves the parameters by ``-update``; a trailing ``LR`` multiplies in the same pass."""
@@ -545,6 +552,17 @@ class Modular(torch.optim.Optimizer):
             torch._foreach_sub_(params, update)
         else:
             self._trailing_lr.step_params(params, update)
+
+    def _apply_each(self, params: list[Tensor], updates: Iterator[Tensor]) -> None:
+        """:meth:`_apply` for updates made one at a time: each parameter moves as its update
+        comes, which is then dropped (one update held at a time)."""
+        if self._trailing_lr is None:
+            for p in params:
+                p.sub_(next(updates))  # not a loop variable: it would hold the update while the next is made
+        else:
+            self._trailing_lr.step_params_each(params, updates)
+        if next(updates, None) is not None:  # (and any code after the module's last yield runs)
+            raise RuntimeError(f"Modular: {type(self._streams).__name__}.apply_tensors_stream made more updates than there are parameters")
 
     @property
     def skipped_steps(self) -> int:
@@ -674,7 +692,7 @@ class Modular(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         keep = ("defaults", "param_groups", "state", "chain", "_fused_plan", "_modules", "_real", "_param_of",
-                "_param_names", "_trailing_lr", "_head", "nonfinite", "terminated")
+                "_param_names", "_trailing_lr", "_head", "_streams", "nonfinite", "terminated")
         return {k: self.__dict__[k] for k in keep if k in self.__dict__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

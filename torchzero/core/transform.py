@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import inspect
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..functional.norms import gather_whole, has_dtensor, scatter_like
@@ -294,6 +295,44 @@ class Transform(Module):
     def has_copy_form(self) -> bool:
         """Whether this module implements :meth:`apply_tensors_copy` (and has no children)."""
         return type(self).apply_tensors_copy is not Transform.apply_tensors_copy and not self.children
+
+    def apply_tensors_stream(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Iterator[Tensor]:
+        """Optional, for memory and speed: :meth:`apply_tensors_copy` as an iterator, the
+        tensors made one at a time in order.
+
+        When the module ends the chain (at the top level, before a trailing ``LR`` if any, its
+        target the update), ``Modular`` moves each parameter as soon as its update comes out and
+        drops the update before the next one is made: the step holds one tensor's update at a
+        time instead of all of them (the memory per step of ``torch.optim``'s single-tensor
+        loops, whose temporaries are freed and reused). The iterator must be lazy in what it
+        allocates, and all its state updates (:meth:`update_tensors`, and changes made while
+        iterating) are as in :meth:`apply_tensors_copy`: the result is the same, bit for bit.
+        """
+        raise NotImplementedError
+
+    def has_stream_form(self) -> bool:
+        """Whether this module implements :meth:`apply_tensors_stream` (and has no children)."""
+        return type(self).apply_tensors_stream is not Transform.apply_tensors_stream and not self.children
+
+    def stream(self, var: Var) -> Iterator[Tensor] | None:
+        """The update of ``var``'s tensors as an iterator (:meth:`apply_tensors_stream`), the
+        states already advanced; ``None`` when it can't be streamed here (the gradient target,
+        ``inner`` modules, whole-tensor gathering of sharded tensors, or under
+        ``torch.compile``): then :meth:`step` runs instead. Reads the update, or the gradients
+        if no module formed it yet, without changing them."""
+        if (
+            self.target != "update"
+            or not self.has_stream_form()
+            or not var.params
+            or torch.compiler.is_compiling()
+        ):
+            return None
+        tensors = var.update if var.update is not None else var.get_grad()
+        if self.WHOLE_TENSORS and has_dtensor(tensors):
+            return None
+        states, settings, ctx = self.begin(tensors, var)
+        self.update_tensors(tensors, states, settings, ctx)
+        return iter(self.apply_tensors_stream(tensors, states, settings, ctx))
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

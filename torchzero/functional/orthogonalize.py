@@ -77,10 +77,12 @@ def newton_schulz(
     """
     a, b, c = coefficients
     X = G.to(_compute_dtype(G.dtype, dtype))
+    own = X is not G  # a converted copy: divided in place, as torch does
     tall = X.size(-2) > X.size(-1)
     if tall:
         X = X.mT
-    X = X / torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=eps)
+    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=eps)
+    X = X.div_(norm) if own else X / norm
     fma = torch.addmm if X.ndim == 2 else torch.baddbmm if X.ndim == 3 else _matmul_add
     for _ in range(steps):
         A = X @ X.mT
@@ -159,7 +161,7 @@ def orthogonalize(
         if adjust_lr:
             scale = muon_lr_ratio(shape[0], shape[1], adjust_lr_fn)
             if scale != 1.0:
-                O = O * scale
+                O = O.mul_(scale)  # O is a new tensor (never G)
         parts = O.unbind(0) if len(idx) > 1 else [O]
         for i, o in zip(idx, parts):
             out[i] = o.reshape(tensors[i].shape)

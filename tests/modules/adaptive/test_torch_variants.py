@@ -175,6 +175,75 @@ def test_adafactor_600_steps_match_torch_on_conv_matrix_vector_and_scalar_parame
         torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * 1e-2 if dtype == F64 else 1e-4)
 
 
+# large matrices (at least FACTORED_MIN_SIZE elements) take another form of the same math:
+# g^2 summed in one buffer, and 1/sqrt(V) as an outer product of two vectors unless an entry
+# is floored; a zero row or column of the gradient (floored entries) takes torch's form
+LARGE = {
+    "matrix": [(160, 128)],
+    "batched-conv-shaped": [(4, 3, 48, 40), (7,)],
+    "zero-row-and-column": [(192, 96)],
+    "tall-and-wide": [(2048, 9), (9, 2048)],
+}
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(F64, 1e-11), (torch.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", list(LARGE))
+def test_adafactor_large_matrices_match_torch(case, dtype, rtol, monkeypatch):
+    import torchzero.functional.adafactor as F
+
+    written_out = []  # torch's form on a large matrix: only where an entry is floored
+    original = F._written_out
+    monkeypatch.setattr(F, "_written_out", lambda *a, out=None: written_out.append(out is not None) or original(*a, out=out))
+    FACTORED_MIN_SIZE = F.FACTORED_MIN_SIZE
+    shapes = LARGE[case]
+    assert any(torch.Size(s).numel() >= FACTORED_MIN_SIZE and len(s) > 1 for s in shapes)
+    g = torch.Generator().manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt_z = tz.Modular(ours, tz.m.Adafactor(lr=3e-2, beta2_decay=-0.6, d=1.5))
+    opt_t = torch.optim.Adafactor(theirs, lr=3e-2, beta2_decay=-0.6, d=1.5)
+    for _ in range(300):
+        noise = [torch.randn(s, generator=g, dtype=dtype) for s in shapes]
+        for params, opt in ((ours, opt_z), (theirs, opt_t)):
+            for p, n in zip(params, noise):
+                p.grad = n + 0.5 * p.detach()  # the gradient depends on where the parameter is
+                if case == "zero-row-and-column":
+                    p.grad[3] = 0
+                    p.grad[:, 5] = 0
+            opt.step()
+    for a, b in zip(ours, theirs):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=rtol, atol=rtol)
+    for a, b in zip(ours, theirs):
+        if a.dim() > 1:
+            for k in ("row_var", "col_var"):
+                torch.testing.assert_close(_state(opt_z, a, k), opt_t.state[b][k], rtol=rtol, atol=0)
+    assert any(written_out) == (case == "zero-row-and-column")
+
+
+def _state(opt, p, key):
+    return next(v for k, v in opt.state[p].items() if k.split(".")[-1] == key)
+
+
+def test_adafactor_large_form_on_every_matrix_still_matches_torch_on_the_conv_net(monkeypatch):
+    import torchzero.functional.adafactor as F
+
+    monkeypatch.setattr(F, "FACTORED_MIN_SIZE", 0)  # 3x3 kernels and the 2x12 matrix take it too
+    torch.manual_seed(0)
+    theirs = _ConvNet().to(F64)
+    ours = copy.deepcopy(theirs)
+    opts = [(theirs, torch.optim.Adafactor(theirs.parameters(), lr=1e-2)), (ours, tz.Modular(ours.parameters(), tz.m.Adafactor(lr=1e-2)))]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(300):
+        x = torch.randn(8, 2, 4, 4, generator=g, dtype=F64)
+        for model, opt in opts:
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+
+
 def test_adafactor_keeps_factored_state_for_matrices():
     model = _ConvNet()
     opt = tz.Modular(model.parameters(), tz.m.Adafactor())

@@ -1,7 +1,7 @@
 """``Adafactor``: factored second moments and relative step sizes (Shazeer & Stern, 2018), as torch.optim.Adafactor."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -88,46 +88,46 @@ class Adafactor(Transform):
             return {"row_var": tensor.new_zeros(row), "col_var": tensor.new_zeros(col)}
         return {"variance": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
 
-    def step(self, var: Var) -> Var:
+    def begin(self, tensors: list[Tensor], var: Var) -> tuple[States, Settings, Context]:
         # checked before anything changes (the step counters advance as the step begins):
         # complex parameters, and factors loaded for another shape, would fail inside the step
-        for i, p in enumerate(var.params):
+        params = var.params
+        states = self.state.many(params)
+        each = [states.get_each(k) for k in ("step", "row_var", "col_var", "variance")]
+        for i, (p, t, r, c, v) in enumerate(zip(params, *each)):
             base = p._base  # Modular hands modules the real view of a complex parameter
             if p.is_complex() or (base is not None and base.is_complex()):
                 raise RuntimeError(
                     "Adafactor does not support complex parameters (as torch.optim.Adafactor): its row and column "
                     "factors would mix the real and imaginary parts; use Adam for complex parameters"
                 )
-            st = self.state.get(p)
-            if not st:
-                continue
+            if t is None and r is None and c is None and v is None:
+                continue  # no state yet: made as the step begins
             if p.dim() > 1:
                 row, col = _factor_shapes(p.shape)
-                r, c = st.get("row_var"), st.get("col_var")
                 if not (isinstance(r, Tensor) and isinstance(c, Tensor) and list(r.shape) == row and list(c.shape) == col):
                     raise ValueError(
                         f"Adafactor: parameter {i} of this step (shape {tuple(p.shape)}) needs row_var {tuple(row)} and "
                         f"col_var {tuple(col)} in its state, got {None if r is None else tuple(r.shape)} and "
                         f"{None if c is None else tuple(c.shape)}; was the state loaded for another model?"
                     )
-            elif not isinstance(st.get("variance"), Tensor):
+            elif not isinstance(v, Tensor):
                 raise ValueError(f"Adafactor: the state of parameter {i} of this step (shape {tuple(p.shape)}) lacks its variance")
-        return super().step(var)
+        return super().begin(tensors, var)
+
+    def apply_tensors_stream(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Iterator[Tensor]:
+        """One tensor's update at a time, the input only read: at the end of a chain, each
+        parameter moves before the next update is made, as torch.optim.Adafactor's loop does."""
+        n = len(tensors)
+        steps = as_list(ctx.step, n)
+        lrs, decays, epss, ds = (as_list(settings[k], n) for k in ("lr", "beta2_decay", "eps", "d"))
+        rows, cols, variances = (states.get_each(k) for k in ("row_var", "col_var", "variance"))
+        for g, p, r, c, v, t, lr, decay, (eps1, eps2), d in zip(tensors, ctx.params, rows, cols, variances, steps, lrs, decays, epss, ds):
+            yield adafactor_step(g, p, r, c, v, float(t), float(host_numbers(lr)), float(decay), eps1, float(eps2), float(d))
 
     def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:
         """:meth:`apply_tensors` reads the update only: handed the gradients themselves, it spares a copy."""
-        return self.apply_tensors(tensors, states, settings, ctx)
+        return list(self.apply_tensors_stream(tensors, states, settings, ctx))
 
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:
-        steps = as_list(ctx.step, len(tensors))
-        params = ctx.params
-        out = []
-        for i, (g, st, s) in enumerate(zip(tensors, states, settings)):
-            eps1, eps2 = s["eps"]
-            out.append(
-                adafactor_step(
-                    g, params[i], st.get("row_var"), st.get("col_var"), st.get("variance"), float(steps[i]),
-                    float(host_numbers(s["lr"])), float(s["beta2_decay"]), eps1, float(eps2), float(s["d"]),
-                )
-            )
-        return out
+        return list(self.apply_tensors_stream(tensors, states, settings, ctx))

@@ -110,6 +110,11 @@ class Muon(Transform):
     def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
         return {"momentum_buffer": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
 
+    def apply_tensors_copy(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:
+        """:meth:`apply_tensors` only reads the update and makes new tensors: handed the
+        gradients themselves, it spares a copy of them."""
+        return self.apply_tensors(tensors, states, settings, ctx)
+
     def apply_tensors(self, tensors: list[Tensor], states: States, settings: Settings, ctx: Context) -> Sequence[Tensor]:
         out: list[Tensor] = list(tensors)
         bufs = states["momentum_buffer"]

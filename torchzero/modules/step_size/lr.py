@@ -1,7 +1,7 @@
 """``LR``: multiplies the update by the learning rate."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -74,3 +74,16 @@ class LR(Transform):
                 torch._foreach_add_(params, update, alpha=-lr)
         else:
             torch._foreach_sub_(params, torch._foreach_mul(update, lr if is_uniform(lr) else list(lr)))
+
+    def step_params_each(self, params: list[Tensor], updates: Iterator[Tensor]) -> None:
+        """:meth:`step_params` for updates made one at a time (a last module with a stream
+        form): each parameter moves by ``lr * u`` as its update comes."""
+        lr = as_scalars(self.settings_list(params)["lr"])
+        # next() in the body, not a loop variable: that would hold each update while the next is made
+        if is_uniform(lr) and not isinstance(lr, Tensor):
+            for p in params:
+                p.add_(next(updates), alpha=-lr)  # as step_params' foreach form, bit for bit
+            return
+        lrs = [lr] * len(params) if is_uniform(lr) else list(lr)
+        for p, lr_i in zip(params, lrs):
+            p.sub_(next(updates) * lr_i)
