@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 __all__ = ["Capabilities", "FUSED_ROLES"]
 
-#: The parts of the fused chain ``[scale] adam [decoupled_weight_decay] lr``.
-FUSED_ROLES = ("scale", "adam", "decoupled_weight_decay", "lr")
+#: The parts of the fused chains ``[scale] adam [decoupled_weight_decay] lr`` and
+#: ``muon [decoupled_weight_decay] lr``.
+FUSED_ROLES = ("scale", "adam", "muon", "decoupled_weight_decay", "lr")
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Capabilities:
     Attributes:
         guard: a step guard: it can skip the whole step, so it must come first in the chain
             (``SkipNonFinite``, ``SkipOnSpike``).
-        fused_role: its part in the fused Adam chain (one of :data:`FUSED_ROLES`), or ``None``;
+        fused_role: its part in a fused chain (one of :data:`FUSED_ROLES`), or ``None``;
             such a module implements ``fused_spec(settings) -> dict | None`` (and, for
             ``"scale"``, ``record_fused_stats(norm, factors)``, so its statistics keep its layout).
         fused_options: the settings ``fused_spec`` handles; a module with any other setting is

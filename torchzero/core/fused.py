@@ -1,4 +1,5 @@
-"""The fused fast path: common chain shapes run through torch's fused optimizer kernels.
+"""The fused fast path: common chain shapes run through torch's fused optimizer kernels
+(``Muon [WeightDecay] LR``, as torch.optim.Muon's loop: :mod:`.fused_muon`).
 
 A chain of the shape ``[scale-only clip] Adam [decoupled WeightDecay] LR`` is recognised at
 construction (:func:`plan`) by the modules' declared fused role and, on each step where every
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter, is_
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -34,12 +35,19 @@ from .state import StateList, values_of
 from .state_check import check_states
 from .steps import step_values
 
+if TYPE_CHECKING:
+    from .fused_muon import FusedMuon
+
 __all__ = ["FusedAdam", "Prepared", "plan"]
 
 
-def plan(modules: Sequence[Module]) -> FusedAdam | None:
+def plan(modules: Sequence[Module]) -> FusedAdam | FusedMuon | None:
     """A fused plan for ``modules`` (the flattened top-level chain), or ``None``."""
     roles = [m.CAPABILITIES.fused_role for m in modules]
+    if roles and roles[0] == "muon":
+        from .fused_muon import plan_muon  # (it imports this module's helpers)
+
+        return plan_muon(modules)
     i = 0
     scale = None
     if i < len(roles) and roles[i] == "scale":

@@ -186,8 +186,9 @@ class Modular(torch.optim.Optimizer):
             Centralize) and one host sync per step; a sum or norm of finite gradients that
             overflows counts as non-finite. ``torch.compile(opt.step,
             fullgraph=True)`` needs ``"propagate"`` (see the compile guide).
-        fused: ``None`` (default): run the chain as one fused Adam pass when it has a fused
-            form (torchzero's CPU kernel or torch's fused Adam; see the performance guide);
+        fused: ``None`` (default): run the chain in its fused form when it has one (one
+            fused Adam pass: torchzero's CPU kernel or torch's fused Adam; Muon as
+            torch.optim.Muon's loop; see the performance guide);
             ``False``: never; ``True``: require it. Inside
             ``torch.compile`` the general path is traced instead, for the compiler to fuse.
         full_stats: also record statistics that cost a pass over the data (elementwise
@@ -261,7 +262,7 @@ class Modular(torch.optim.Optimizer):
         ):
             raise ValueError(
                 "Modular: fused=True, but this chain has no fused form; fused chains are "
-                "[ClipNorm/Normalize(dim='global')] Adam [WeightDecay] LR"
+                "[ClipNorm/Normalize(dim='global')] Adam [WeightDecay] LR and Muon [WeightDecay] LR"
             )
 
     def _set_closure_kind(self) -> None:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 __all__ = [
     "NS_COEFFICIENTS", "NS_DTYPES", "ORTHOGONALIZE_METHODS", "ADJUST_LR_FNS",
-    "newton_schulz", "svd_orthogonalize", "orthogonalize", "muon_lr_ratio", "muon_direction",
+    "newton_schulz", "svd_orthogonalize", "orthogonalize", "muon_lr_ratio", "muon_direction", "muon_step_",
 ]
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -75,6 +75,11 @@ def newton_schulz(
     the CPU. ``dtype=None`` computes in float32 (float64 for float64 input). The result is
     returned in the dtype of ``G`` (converting from bfloat16 is exact).
     """
+    return _iterate(G, steps, coefficients, eps, dtype).to(G.dtype)
+
+
+def _iterate(G: Tensor, steps: int, coefficients: tuple[float, float, float], eps: float, dtype: torch.dtype | None) -> Tensor:
+    """:func:`newton_schulz`'s result in the dtype it was computed in."""
     a, b, c = coefficients
     X = G.to(_compute_dtype(G.dtype, dtype))
     own = X is not G  # a converted copy: divided in place, as torch does
@@ -88,9 +93,7 @@ def newton_schulz(
         A = X @ X.mT
         B = fma(A, A, A, beta=b, alpha=c)  # b A + c A^2
         X = fma(X, B, X, beta=a)  # a X + B X
-    if tall:
-        X = X.mT
-    return X.to(G.dtype)
+    return X.mT if tall else X
 
 
 def svd_orthogonalize(G: Tensor) -> Tensor:
@@ -202,3 +205,57 @@ def muon_direction(
         mats, ns_steps, "newton-schulz", False, True,
         ns_coefficients=ns_coefficients, eps=eps, ns_dtype=ns_dtype, adjust_lr_fn=adjust_lr_fn,
     )
+
+
+def muon_step_(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    buffers: Sequence[Tensor],
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_steps: int = 5,
+    ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    ns_dtype: torch.dtype | None = torch.bfloat16,
+    adjust_lr_fn: str | None = None,
+) -> None:
+    r"""torch.optim.Muon's step, in place, one tensor at a time: for each parameter $x$,
+
+    $$
+    x \leftarrow (1 - \text{lr}\,\lambda)\, x - \text{lr}\, s\, \mathrm{NS}(M)
+    $$
+
+    with $M$ and $s$ as in :func:`muon_direction` and $\lambda$ = ``weight_decay``, in
+    torch's operations and order: the momentum ``lerp_``, the look-ahead ``lerp``, the
+    Newton-Schulz iteration in ``ns_dtype`` (its result added to the parameter without a
+    conversion), then ``mul_`` and ``add_(alpha=-lr * s)``. With the defaults and float32
+    parameters this is ``torch.optim.Muon``'s step bit for bit; it is the fused form of the
+    chain ``Muon, WeightDecay(wd), LR(lr)``, which computes $x - \text{lr}(sO + \lambda x)$,
+    the same up to rounding. 0-D and 1-D tensors take the momentum (``s = 1``), as the chain
+    does. ``grads`` are not modified; each temporary is dropped before the next tensor.
+
+    Example:
+        >>> import torch
+        >>> from torchzero.functional.orthogonalize import muon_step_
+        >>> w = torch.ones(4, 3); g = torch.eye(4, 3); buf = torch.zeros(4, 3)
+        >>> muon_step_([w], [g], [buf], lr=0.02, weight_decay=0.1)
+        >>> bool((w < 1).all())
+        True
+    """
+    keep = 1 - lr * weight_decay
+    for p, g, buf in zip(params, grads, buffers):
+        buf.lerp_(g, 1 - momentum)
+        m = g.lerp(buf, momentum) if nesterov else buf
+        if m.ndim >= 2 and m.numel() > 0:
+            rows = m.shape[0]
+            O = _iterate(m.reshape(rows, -1), ns_steps, ns_coefficients, eps, ns_dtype)
+            step = lr * muon_lr_ratio(rows, O.shape[1], adjust_lr_fn)
+            O = O.reshape(p.shape)
+        else:
+            O, step = m, lr
+        del m
+        if weight_decay != 0:
+            p.mul_(keep)
+        p.add_(O, alpha=-step)

@@ -43,37 +43,56 @@ def _run(ps: list[torch.Tensor], opt: torch.optim.Optimizer, steps: int) -> None
         opt.step()
 
 
+# both forms of the chain: the fused one (torch.optim.Muon's loop, the default) and the chain
+# of modules (fused=False), which agree with each other up to rounding
+PATHS = {"fused": None, "chain": False}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("options", list(TORCH_OPTIONS.values()), ids=list(TORCH_OPTIONS))
-def test_600_steps_match_torch_float64(options):
+def test_600_steps_match_torch_float64(options, path):
     """torch orthogonalizes in bfloat16 also for float64 parameters; so does Muon by default,
     with the same operations, so the float64 trajectories agree to rounding."""
     theirs, ours = _matrices(F64), _matrices(F64)
     _run(theirs, torch.optim.Muon(theirs, lr=0.02, weight_decay=0.1, **options), 600)
-    _run(ours, tz.Modular(ours, tz.m.Muon(**options), tz.m.WeightDecay(0.1), tz.m.LR(0.02)), 600)
+    opt = tz.Modular(ours, tz.m.Muon(**options), tz.m.WeightDecay(0.1), tz.m.LR(0.02), fused=PATHS[path])
+    assert (opt._fused_plan is not None) == (path == "fused")
+    _run(ours, opt, 600)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_float32_steps_match_torch_to_rounding():
+def test_float32_chain_steps_match_torch_to_rounding():
     """In float32 the chain's rounding (lr applied after the shape factor) differs from torch's
     by an ulp; that flips a bfloat16 rounding now and then, which a nonconvex loss amplifies,
     just as it amplifies a one-ulp change of torch's own start. The first steps agree to float32
     rounding."""
     theirs, ours = _matrices(torch.float32), _matrices(torch.float32)
     _run(theirs, torch.optim.Muon(theirs, lr=0.02, weight_decay=0.1), 3)
-    _run(ours, tz.Modular(ours, tz.m.Muon(), tz.m.WeightDecay(0.1), tz.m.LR(0.02)), 3)
+    _run(ours, tz.Modular(ours, tz.m.Muon(), tz.m.WeightDecay(0.1), tz.m.LR(0.02), fused=False), 3)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_param_groups_with_their_own_settings_match_torch():
+@pytest.mark.parametrize("options", list(TORCH_OPTIONS.values()), ids=list(TORCH_OPTIONS))
+def test_fused_form_is_torchs_step_bit_for_bit_in_float32(options):
+    """The fused form runs torch.optim.Muon's operations in its order: 300 float32 steps equal."""
+    theirs, ours = _matrices(torch.float32), _matrices(torch.float32)
+    _run(theirs, torch.optim.Muon(theirs, lr=0.02, weight_decay=0.1, **options), 300)
+    _run(ours, tz.Modular(ours, tz.m.Muon(**options), tz.m.WeightDecay(0.1), tz.m.LR(0.02), fused=True), 300)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_param_groups_with_their_own_settings_match_torch(path):
     theirs, ours = _matrices(F64), _matrices(F64)
     groups = lambda ps: [  # noqa: E731
         {"params": ps[:1], "momentum": 0.8, "ns_steps": 4},
         {"params": ps[1:], "adjust_lr_fn": "match_rms_adamw", "nesterov": False, "lr": 0.01},
     ]
     _run(theirs, torch.optim.Muon(groups(theirs), lr=0.02, weight_decay=0.0), 300)
-    _run(ours, tz.Modular(groups(ours), tz.m.Muon(), tz.m.LR(0.02)), 300)
+    _run(ours, tz.Modular(groups(ours), tz.m.Muon(), tz.m.LR(0.02), fused=PATHS[path]), 300)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 

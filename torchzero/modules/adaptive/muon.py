@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...core.capabilities import Capabilities
 from ...core.transform import Context, Settings, States, Transform
 from ...functional.orthogonalize import NS_COEFFICIENTS, NS_DTYPES, muon_direction
 from ...utils.validation import check_bool
@@ -81,6 +82,7 @@ class Muon(Transform):
         Liu, J., et al. (2025). Muon is scalable for LLM training. https://arxiv.org/abs/2502.16982
     """
 
+    CAPABILITIES = Capabilities(fused_role="muon", fused_options=frozenset(_KEYS))
     WHOLE_TENSORS = True  # under FSDP2 each matrix is gathered whole (see Transform.WHOLE_TENSORS)
 
     STATE_KEYS = {"momentum_buffer": "like_param"}
@@ -106,6 +108,15 @@ class Muon(Transform):
         if "nesterov" in s:
             check_bool("nesterov", s["nesterov"], owner="Muon")
         check_newton_schulz_settings(s, "Muon")
+
+    def fused_spec(self, s: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings of :func:`~torchzero.functional.orthogonalize.muon_step_` (the fused form
+        of ``Muon [WeightDecay] LR``)."""
+        return dict(
+            momentum=float(s["momentum"]), nesterov=bool(s["nesterov"]), ns_steps=int(s["ns_steps"]),
+            ns_coefficients=tuple(s["ns_coefficients"]), eps=float(s["eps"]), ns_dtype=NS_DTYPES[s["ns_dtype"]],
+            adjust_lr_fn=s["adjust_lr_fn"],
+        )
 
     def init_state(self, tensor: Tensor, setting: Mapping[str, Any]) -> dict[str, Any]:
         return {"momentum_buffer": torch.zeros_like(tensor, memory_format=torch.preserve_format)}
