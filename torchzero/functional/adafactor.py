@@ -40,7 +40,9 @@ def adafactor_step(
 
     with $c$ = ``beta2_decay``; $\epsilon_1$ is the machine epsilon of ``param``'s dtype when ``None``; the reduction is
     over the last two dimensions (the leading ones are a batch of matrices). Half-precision
-    tensors are computed in float32 (the factors stored back in their dtype).
+    tensors are computed in float32 (the factors stored back in their dtype). Matrices with at
+    least :data:`FACTORED_MIN_SIZE` elements take fewer passes (:func:`_large_matrix_update`),
+    with the same result up to rounding; smaller ones take torch's operations.
     """
     if param.numel() == 0:  # nothing to step (torch's would divide by its size, 0)
         return torch.zeros_like(grad)

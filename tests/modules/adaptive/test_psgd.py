@@ -120,3 +120,36 @@ def test_matricized_shape(shape, expected):
 def test_bad_arguments_name_the_argument(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         tz.m.PSGDKron(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (7, 40)], ids=["tall", "wide"])
+def test_gram_norm_bound_equals_the_bound_of_the_formed_gram_matrix(shape):
+    """The fit never forms F F^T for the larger side: its bound from F alone, with the same draws."""
+    from torchzero.functional.psgd import gram_norm_lower_bound, norm_lower_bound
+
+    F = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=F64)
+    a = gram_norm_lower_bound(F, 5, torch.Generator().manual_seed(3))
+    b = norm_lower_bound(F @ F.T, 5, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, rtol=1e-13, atol=0)
+    assert b <= torch.linalg.matrix_norm(F @ F.T, 2) * (1 + 1e-12)  # a lower bound
+    assert b >= 0.5 * torch.linalg.matrix_norm(F @ F.T, 2)
+
+
+def test_a_fit_through_the_factor_equals_one_through_the_formed_gram_matrix(monkeypatch):
+    """For a side larger than the other, (F F^T - o I) Q is computed as F (F^T Q) - o Q, and the
+    norm bound from F: the same fit up to rounding as with the Gram matrix written out."""
+    import torchzero.functional.psgd as P
+
+    g = torch.Generator().manual_seed(0)
+    Gs = [torch.randn(12, 5, generator=g, dtype=F64) for _ in range(6)]
+    runs = []
+    for through in (True, False):
+        monkeypatch.setattr(P, "_through_factor", (lambda s, o: s > o) if through else (lambda s, o: False))
+        qs = init_factors((12, 5), 1.0, float("inf"), float("inf"), F64, torch.device("cpu"))
+        ls = [torch.zeros((), dtype=F64) for _ in qs]
+        for t, G in enumerate(Gs):
+            fit_preconditioner_(qs, ls, G, 0.3, 0.9, 1e-9, 2.0**-53, 4, torch.Generator().manual_seed(t))
+        runs.append(qs + ls)
+    assert not torch.equal(runs[0][0], runs[1][0])  # the two forms round differently: both ran
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)

@@ -40,6 +40,12 @@ class Adafactor(Transform):
     ``lr``); ``maximize=True`` is ``tz.m.Negate()`` first. Put it after other modules
     (``tz.m.ClipNorm``) to transform the gradient first.
 
+    Speed and memory: matrices of at least ``2**14`` elements are computed in fewer passes
+    (:func:`~torchzero.functional.adafactor.adafactor_step`; equal to torch's form up to
+    rounding), and as the last module of a chain (before an ``LR``, if any) it hands each
+    tensor's update over as soon as it is made, so the step holds one update at a time, as
+    torch.optim.Adafactor's loop does (:meth:`~torchzero.core.Transform.apply_tensors_stream`).
+
     Args:
         lr: the relative step size's cap, ``>= 0`` (default: ``1e-2``).
         beta2_decay: the exponent $c$ of the averaging weight $t^{c}$, ``<= 0``
