@@ -351,40 +351,22 @@ CASES += [
         "SOAP(precond_freq=10, max_dim=2048) vs heavyball.SOAP(precondition_frequency=10, max_precond_dim=2048, no schedule)",
         workloads=("matrices",),
     ),
-    *[
-        Case(
-            name,
-            _tz_with_grads(lambda prob=prob: [tz.m.PSGDKron(max_size=2048, max_skew=float("inf"), update_probability=prob), tz.m.LR(1e-3)]),
-            _heavyball(lambda hb, p, prob=prob: hb.PSGDKron(
-                p, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, preconditioner_update_probability=prob,
-                max_size_triangular=2048, min_ndim_triangular=2, memory_save_mode=None, q_dtype="float32",
-            )),
-            f"PSGDKron(max_size=2048, dense factors) vs heavyball.PSGDKron (its triangular-Q variant), fitting {when}",
-            workloads=("matrices",),
-        )
-        for name, prob, when in (
-            ("PSGDKron-vs-heavyball", 1.0, "every step"),
-            ("PSGDKron-p0.1-vs-heavyball", 0.1, "on 1 step in 10 (the author's annealed setting)"),
-        )
-    ],
     # heavyball's PSGDPRO is the same algorithm as ours (the author's Q0.5EQ1.5 fitting rule with
-    # Procrustes steps, dense factors), heavyball.PSGDKron the older triangular-Q rule above
+    # Procrustes steps, dense factors); heavyball.PSGDKron is the older triangular-Q rule
     *[
         Case(
-            name,
+            f"PSGDKron{tag}-vs-heavyball{suffix}",
             _tz_with_grads(lambda prob=prob: [tz.m.PSGDKron(max_size=2048, max_skew=float("inf"), update_probability=prob), tz.m.LR(1e-3)]),
-            _heavyball(lambda hb, p, prob=prob: hb.PSGDPRO(
+            _heavyball(lambda hb, p, prob=prob, peer=peer: getattr(hb, peer)(
                 p, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, preconditioner_update_probability=prob,
                 max_size_triangular=2048, min_ndim_triangular=2, memory_save_mode=None, q_dtype="float32",
                 precond_lr=0.5,
             )),
-            f"PSGDKron(max_size=2048, dense factors) vs heavyball.PSGDPRO (the same Q0.5EQ1.5 rule), fitting {when}",
+            f"PSGDKron(max_size=2048, dense factors) vs heavyball.{peer} ({rule}), fitting {when}",
             workloads=("matrices",),
         )
-        for name, prob, when in (
-            ("PSGDKron-vs-heavyball-PRO", 1.0, "every step"),
-            ("PSGDKron-p0.1-vs-heavyball-PRO", 0.1, "on 1 step in 10"),
-        )
+        for suffix, peer, rule in (("", "PSGDKron", "its triangular-Q rule"), ("-PRO", "PSGDPRO", "the same Q0.5EQ1.5 rule"))
+        for tag, prob, when in (("", 1.0, "every step"), ("-p0.1", 0.1, "on 1 step in 10 (the author's annealed setting)"))
     ],
     Case(
         "Shampoo-vs-heavyball",

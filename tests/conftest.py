@@ -28,6 +28,19 @@ def train_small_mlp(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: i
         opt.step()
 
 
+def assert_same_state(opt_a, opt_b, rtol: float, atol: float) -> None:
+    """Two optimizers hold the same state: the same keys per parameter, tensors close, the rest equal."""
+    sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        assert sa[i].keys() == sb[i].keys()
+        for k in sa[i]:
+            if isinstance(sa[i][k], torch.Tensor):
+                torch.testing.assert_close(sa[i][k], sb[i][k], rtol=rtol, atol=atol)
+            else:
+                assert sa[i][k] == sb[i][k], (i, k)
+
+
 def set_grads(params, seed: int) -> None:
     """Fills ``p.grad`` with seeded random values."""
     g = torch.Generator().manual_seed(seed)

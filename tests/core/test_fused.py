@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import torchzero as tz
-from conftest import make_params, set_grads
+from conftest import assert_same_state, make_params, set_grads
 from torchzero.functional import cpu_kernels
 
 CHAINS = {
@@ -63,15 +63,7 @@ def test_fused_matches_general(name, grouped, dtype, backend):
                 assert b is None
             else:
                 torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
-    s1, s2 = o1.state_dict()["state"], o2.state_dict()["state"]
-    assert s1.keys() == s2.keys()
-    for i in s1:
-        assert s1[i].keys() == s2[i].keys()
-        for k in s1[i]:
-            if isinstance(s1[i][k], torch.Tensor):
-                torch.testing.assert_close(s1[i][k], s2[i][k], rtol=1e-5, atol=1e-8)
-            else:
-                assert s1[i][k] == s2[i][k]
+    assert_same_state(o1, o2, rtol=1e-5, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", ["adam", "clipnorm-global", "clipnorm-global-grad"])

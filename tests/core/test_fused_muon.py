@@ -7,7 +7,7 @@ import torch
 
 import torchzero as tz
 import torchzero.core.fused_muon as fused_muon
-from conftest import make_params, set_grads
+from conftest import assert_same_state, make_params, set_grads
 
 F64 = torch.float64
 SHAPES = [(6, 5), (5,), (), (3, 2, 2), (4, 9), (0, 3)]  # matrices, a vector, a scalar, a conv-shaped, empty
@@ -49,12 +49,7 @@ def test_fused_muon_matches_the_chain(name, grouped):
     assert isinstance(o1._fused_plan, fused_muon.FusedMuon) and o2._fused_plan is None
     for a, b in zip(p1, p2):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    s1, s2 = o1.state_dict()["state"], o2.state_dict()["state"]
-    assert s1.keys() == s2.keys()
-    for i in s1:
-        assert s1[i].keys() == s2[i].keys()
-        for k in s1[i]:
-            torch.testing.assert_close(s1[i][k], s2[i][k], rtol=1e-10, atol=1e-12)
+    assert_same_state(o1, o2, rtol=1e-10, atol=1e-12)
 
 
 def test_fused_path_is_taken_and_steps_aside_for_overrides_and_tensor_lr(monkeypatch):

@@ -68,6 +68,18 @@ def plan(modules: Sequence[Module]) -> FusedAdam | FusedMuon | None:
     return FusedAdam(scale, adam, wd, modules[i])
 
 
+def fused_settings(modules: Sequence[Module], p: Tensor) -> dict[str, Any] | None:
+    """The numbers a fused form needs for ``p``'s param group: every module's ``fused_spec`` of
+    its settings, merged; ``None`` if one of them has no fused form for these settings."""
+    spec: dict[str, Any] = {}
+    for m in modules:
+        s = m.fused_spec(m.settings(p))  # type: ignore[attr-defined]
+        if s is None:
+            return None
+        spec.update(s)
+    return spec
+
+
 class _Scratch:
     """Buffers reused across steps, handed out in order within a step (not part of any state)."""
 
@@ -207,13 +219,7 @@ class FusedAdam:
         self._steps = _StepTensors()
 
     def _specs(self, group: dict[str, Any], p: Tensor) -> dict[str, Any] | None:
-        spec: dict[str, Any] = {}
-        for m in self.modules:
-            s = m.fused_spec(m.settings(p))  # type: ignore[attr-defined]
-            if s is None:
-                return None
-            spec.update(s)
-        return spec
+        return fused_settings(self.modules, p)
 
     def step(self, groups: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]], l2_norm: Tensor | None = None) -> bool:
         """Performs the step for ``(group, params, grads)`` triples; ``False`` if it can't

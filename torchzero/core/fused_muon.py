@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..functional.norms import has_dtensor
 from ..functional.orthogonalize import muon_step_
+from .fused import fused_settings
 from .module import Module
 from .state import values_of
 from .state_check import check_states
@@ -56,13 +57,8 @@ class FusedMuon:
         self.modules = [m for m in (muon, wd, lr) if m is not None]
 
     def _specs(self, group: dict[str, Any], p: Tensor) -> dict[str, Any] | None:
-        spec: dict[str, Any] = {}
-        for m in self.modules:
-            s = m.fused_spec(m.settings(p))  # type: ignore[attr-defined]
-            if s is None:
-                return None
-            spec.update(s)
-        return None if isinstance(spec["lr"], Tensor) else spec
+        spec = fused_settings(self.modules, p)
+        return None if spec is None or isinstance(spec["lr"], Tensor) else spec  # alpha= takes a number
 
     @staticmethod
     def norm_ord(prepared: Prepared) -> float | None:
