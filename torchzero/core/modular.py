@@ -250,9 +250,7 @@ class Modular(torch.optim.Optimizer):
         last = self.chain.modules[-1]
         self._trailing_lr = last if last.CAPABILITIES.fused_role == "lr" else None
         self._head = self.chain.modules[:-1] if self._trailing_lr is not None else self.chain.modules
-        tail = self._head[-1] if self._head else None
-        # the module whose updates move the parameters one at a time (see _run_chain)
-        self._streams = tail if isinstance(tail, Transform) and tail.has_stream_form() else None
+        self._set_streams()
         for m in self._modules:
             m.full_stats = full_stats
         self._fused_plan = None if fused is False else plan(self.chain.modules)
@@ -264,6 +262,12 @@ class Modular(torch.optim.Optimizer):
                 "Modular: fused=True, but this chain has no fused form; fused chains are "
                 "[ClipNorm/Normalize(dim='global')] Adam [WeightDecay] LR and Muon [WeightDecay] LR"
             )
+
+    def _set_streams(self) -> None:
+        """The module whose updates move the parameters one at a time (see :meth:`_run_chain`):
+        the last before a trailing ``LR``, if it has a stream form; else ``None``."""
+        tail = self._head[-1] if self._head else None
+        self._streams = tail if isinstance(tail, Transform) and tail.has_stream_form() else None
 
     def _set_closure_kind(self) -> None:
         """What the chain makes of the closure: a gradient estimated by its first module
@@ -693,12 +697,13 @@ class Modular(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         keep = ("defaults", "param_groups", "state", "chain", "_fused_plan", "_modules", "_real", "_param_of",
-                "_param_names", "_trailing_lr", "_head", "_streams", "nonfinite", "terminated")
+                "_param_names", "_trailing_lr", "_head", "nonfinite", "terminated")
         return {k: self.__dict__[k] for k in keep if k in self.__dict__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("terminated", False)
         self._set_closure_kind()
+        self._set_streams()
         self._evaluations = None
         self.state.describe = self._describe
