@@ -57,11 +57,12 @@ def adafactor_step(
         return u.to(grad.dtype)
     one_minus_beta2_t = step**beta2_decay
     rho_t = min(lr, 1 / (step**0.5))
+    if grad.dim() > 1 and grad.numel() >= FACTORED_MIN_SIZE:
+        assert row_var is not None and col_var is not None
+        return _large_matrix_update(grad, param, row_var, col_var, one_minus_beta2_t, rho_t, eps1, eps2, d)
     alpha = max(eps2, _vector_norm(param).item() / (param.numel() ** 0.5)) * rho_t
     if grad.dim() > 1:
         assert row_var is not None and col_var is not None
-        if grad.numel() >= FACTORED_MIN_SIZE:
-            return _large_matrix_update(grad, row_var, col_var, one_minus_beta2_t, alpha, eps1, d)
         row_mean = _vector_norm(grad, 2, -1, True).square_().div_(grad.size(-1))
         row_var.lerp_(row_mean, one_minus_beta2_t)
         col_mean = _vector_norm(grad, 2, -2, True).square_().div_(grad.size(-2))
@@ -89,7 +90,7 @@ the form torch writes, which makes fewer calls)."""
 
 
 def _large_matrix_update(
-    grad: Tensor, row_var: Tensor, col_var: Tensor, weight: float, alpha: float, eps1: float, d: float
+    grad: Tensor, param: Tensor, row_var: Tensor, col_var: Tensor, weight: float, rho: float, eps1: float, eps2: float, d: float
 ) -> Tensor:
     r"""A large matrix's step (the averages updated, the update returned) in fewer passes over
     it than torch's form, equal to it up to rounding.
@@ -101,12 +102,16 @@ def _large_matrix_update(
     $u = \alpha\, (g \odot c^{-1/2}) \odot r^{-1/2} / \max(1, \mathrm{RMS}/d)$ takes its RMS from
     the row norms of $g \odot c^{-1/2}$, written into the same buffer. Where an entry would
     be floored (a row or a column without gradient), $\hat V$ is written out as torch does.
+    The parameter's norm and that test are read in one host sync, as many as torch's form makes.
     """
     buf = torch.mul(grad, grad)
     row_var.lerp_(buf.sum(-1, keepdim=True).div_(grad.size(-1)), weight)
     col_var.lerp_(buf.sum(-2, keepdim=True).div_(grad.size(-2)), weight)
     r = row_var / row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1)
-    if (r.amin() * col_var.amin()).item() >= eps1 * eps1:  # False for NaN
+    norm = _vector_norm(param)
+    param_norm, lo = torch.stack((norm, (r.amin() * col_var.amin()).to(norm.dtype))).tolist()
+    alpha = max(eps2, param_norm / (param.numel() ** 0.5)) * rho
+    if lo >= eps1 * eps1:  # False for NaN
         inv_r = r.rsqrt_()
         update = torch.mul(grad, col_var.rsqrt(), out=buf)
         rms = _vector_norm(_vector_norm(update, 2, -1, True).mul_(inv_r)).item()
