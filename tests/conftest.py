@@ -28,6 +28,39 @@ def train_small_mlp(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: i
         opt.step()
 
 
+class SmallCNN(torch.nn.Module):
+    """conv 3x3 (2 -> ``channels``) -> tanh -> linear (-> ``hidden``) -> tanh -> linear (-> 3),
+    times a 0-dim scale: a 4-D, two 2-D, vector and 0-dim parameters, for 2x6x6 inputs."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, channels, 3)
+        self.fc = torch.nn.Linear(channels * 4 * 4, hidden)
+        self.head = torch.nn.Linear(hidden, 3)
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.fc(torch.tanh(self.conv(x)).flatten(1)))) * self.scale
+
+
+def small_cnn(channels: int, hidden: int, dtype: torch.dtype = torch.float64) -> SmallCNN:
+    """:class:`SmallCNN`, seeded (the same weights for every call with the same sizes)."""
+    torch.manual_seed(0)
+    return SmallCNN(channels, hidden).to(dtype)
+
+
+def train_small_cnn(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, classes: int = 3, seed: int = 1) -> None:
+    """``steps`` steps of cross-entropy on seeded batches of 16 float64 2x6x6 images with labels
+    in ``range(classes)`` (the same batches for every model trained with the same ``seed``)."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randn(16, 2, 6, 6, generator=g, dtype=torch.float64)
+        y = torch.randint(0, classes, (16,), generator=g)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
 def assert_same_state(opt_a, opt_b, rtol: float, atol: float) -> None:
     """Two optimizers hold the same state: the same keys per parameter, tensors close, the rest equal."""
     sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]

@@ -8,6 +8,7 @@ import torch
 from torch.optim import _muon as torch_muon
 
 import torchzero as tz
+from conftest import train_small_cnn
 from torchzero.functional.orthogonalize import NS_COEFFICIENTS, muon_direction, newton_schulz
 
 from reference.muon import MuonWithAuxAdam
@@ -116,13 +117,7 @@ def _cnn() -> torch.nn.Module:
 
 
 def _train_cnn(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(3)
-    for _ in range(steps):
-        x = torch.randn(16, 2, 6, 6, generator=g, dtype=F64)
-        y = torch.randint(0, 3, (16,), generator=g)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    train_small_cnn(model, opt, steps, seed=3)
 
 
 def _reference_groups(model: torch.nn.Module) -> list[dict]:

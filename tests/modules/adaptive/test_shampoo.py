@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import torchzero as tz
+from conftest import train_small_cnn
 from reference.shampoo import ShampooReference
 from torchzero.functional.shampoo import blocks, inverse_root_eigh, inverse_root_newton
 
@@ -33,13 +34,7 @@ def _net(scale: bool = True) -> Net:
 
 
 def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x = torch.randn(16, 2, 6, 6, generator=g, dtype=F64)
-        y = torch.randint(0, 5, (16,), generator=g)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    train_small_cnn(model, opt, steps, classes=5)
 
 
 @pytest.mark.parametrize(("update_freq", "exponent"), [(1, None), (5, None), (3, 2)], ids=["every-step", "every-5", "every-3-exp2"])

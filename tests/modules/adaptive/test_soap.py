@@ -8,37 +8,19 @@ import pytest
 import torch
 
 import torchzero as tz
+from conftest import small_cnn, train_small_cnn
 from reference.soap import SOAPReference
 from torchzero.functional.soap import eigenbases, merged_shape, project, project_back, update_factors_
 
 F64 = torch.float64
 
 
-class Net(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(2, 4, 3)
-        self.fc = torch.nn.Linear(4 * 4 * 4, 12)
-        self.head = torch.nn.Linear(12, 3)
-        self.scale = torch.nn.Parameter(torch.tensor(1.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.tanh(self.fc(torch.tanh(self.conv(x)).flatten(1)))) * self.scale
-
-
-def _net() -> Net:
-    torch.manual_seed(0)
-    return Net().to(F64)
+def _net() -> torch.nn.Module:
+    return small_cnn(4, 12)  # factors of full rank within the comparison's steps
 
 
 def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        x = torch.randn(16, 2, 6, 6, generator=g, dtype=F64)
-        y = torch.randint(0, 3, (16,), generator=g)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    train_small_cnn(model, opt, steps)
 
 
 # (torchzero's SOAP settings) -> the authors' names. A factor with (near-)equal eigenvalues
